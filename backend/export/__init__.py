@@ -1,0 +1,1 @@
+"""File formats the backend writes and reads: rigged glTF, the result bundle."""
