@@ -1,0 +1,115 @@
+"""The `keydiff3d` command (also `python -m backend`).
+
+Every command runs through `_run_job`, which turns failures into one line with a stable code and a non-zero exit
+status (2 for bad input, 1 for bugs, 130 for a cancel), and, with --json, speaks the add-on protocol on stdout.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+
+from . import __version__, protocol
+from .errors import KeyDiffError
+from .progress import ConsoleProgress, JsonLinesProgress, Progress
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO_ROOT / "examples"
+
+app = typer.Typer(
+    name="keydiff3d",
+    help="One image or one mesh in, a rigged, posable 3D object out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+JSON_OPTION = typer.Option(False, "--json", help="Speak the JSON-lines protocol on stdout (used by the Blender add-on).")
+DEBUG_OPTION = typer.Option(False, "--debug", help="Print the full traceback of unexpected errors.")
+
+
+def _raise_cancelled(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+    raise KeyDiffError("cancelled", "stopped by a termination signal")
+
+
+def _run_job(job: Callable[[Progress], Path], *, json_lines: bool, debug: bool) -> None:
+    """Run one job: progress, a result line, or one error line; temporary folders are removed by the job."""
+    signal.signal(signal.SIGTERM, _raise_cancelled)
+    if json_lines:
+        protocol.send("hello", protocol=protocol.PROTOCOL_VERSION, version=__version__)
+    progress: Progress = JsonLinesProgress() if json_lines else ConsoleProgress()
+    try:
+        bundle = job(progress)
+    except KeyDiffError as exc:
+        _fail(exc.code, exc.message, json_lines, exit_code=130 if exc.code == "cancelled" else 2)
+    except KeyboardInterrupt:
+        _fail("cancelled", "interrupted", json_lines, exit_code=130)
+    except MemoryError:
+        _fail("internal", "ran out of memory; try a smaller mesh or a lighter preset", json_lines, exit_code=1)
+    except Exception as exc:  # a bug: still one clear line, traceback only on request
+        if debug:
+            traceback.print_exc()
+        _fail("internal", f"{type(exc).__name__}: {exc} (run again with --debug for the traceback)", json_lines, 1)
+    else:
+        if json_lines:
+            protocol.send("result", bundle=str(bundle))
+        else:
+            print(f"wrote {bundle}", file=sys.stderr)
+
+
+def _fail(code: str, message: str, json_lines: bool, exit_code: int) -> None:
+    first_line = message.splitlines()[0] if message else code
+    if json_lines:
+        protocol.send("error", code=code, message=first_line)
+    print(f"keydiff3d: error [{code}]: {first_line}", file=sys.stderr)
+    raise typer.Exit(exit_code)
+
+
+@app.command("rig-mesh")
+def rig_mesh_command(
+    mesh: Path = typer.Argument(..., help="Mesh to rig: .glb .gltf .obj .ply .stl (parts are joined)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Bundle folder to write (replaced if it holds an earlier bundle)."),
+    markers: Optional[Path] = typer.Option(None, "--markers", help="Marker JSON: keypoints [+ edges] in mesh coordinates."),
+    sigma_scale: float = typer.Option(0.02, help="Skinning Gaussian width as a fraction of the bounding-box diagonal."),
+    sharpness: float = typer.Option(2.0, help="Skinning falloff exponent (2 = Gaussian)."),
+    top_k: int = typer.Option(4, help="Bone influences per vertex (game engines take 4)."),
+    json_lines: bool = JSON_OPTION,
+    debug: bool = DEBUG_OPTION,
+) -> None:
+    """Rig an existing mesh: skeleton from keypoints, skin weights on its own vertices, a bundle out."""
+    from .pipeline.rig_mesh import RigMeshOptions, rig_mesh
+
+    options = RigMeshOptions(
+        markers=str(markers) if markers else None, sigma_scale=sigma_scale, sharpness=sharpness, top_k=top_k
+    )
+    _run_job(lambda progress: rig_mesh(mesh, out, options, progress), json_lines=json_lines, debug=debug)
+
+
+@app.command("demo")
+def demo_command(
+    out: Path = typer.Option(Path("out/demo"), "-o", "--out", help="Bundle folder to write."),
+    example: str = typer.Option("humanoid", help="Which built-in example body to rig (a folder in examples/)."),
+    json_lines: bool = JSON_OPTION,
+    debug: bool = DEBUG_OPTION,
+) -> None:
+    """Rig a built-in example body (no files or weights needed) and write its bundle."""
+    from .pipeline.rig_mesh import RigMeshOptions, rig_mesh
+
+    folder = EXAMPLES / example
+    options = RigMeshOptions(markers=str(folder / "markers.json"))
+    _run_job(lambda progress: rig_mesh(folder / "mesh.glb", out, options, progress), json_lines=json_lines, debug=debug)
+
+
+@app.command("version")
+def version_command() -> None:
+    """Print the package and protocol versions."""
+    print(f"keydiff3d {__version__} (protocol {protocol.PROTOCOL_VERSION})")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""The jobs a user runs: each one a function taking paths and options and reporting progress."""
