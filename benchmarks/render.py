@@ -1,0 +1,80 @@
+"""Time the CPU orbit renderer: 21 views of a ~20k-face mesh at 128, 256 and 576 px.
+
+Goal (issue #3): 21 views at 256 px in <= 3 s on 2 cores. Writes benchmarks/results/render.json.
+
+    .venv/bin/python benchmarks/render.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from backend.mesh import Mesh
+from backend.views.render import RenderSettings, render_orbit
+
+RESULTS = Path(__file__).resolve().parent / "results" / "render.json"
+
+
+def bumpy_sphere() -> Mesh:
+    """20,480 faces with vertex colours: an icosphere (subdivision 5) with a deterministic bumpy surface."""
+    sphere = trimesh.creation.icosphere(subdivisions=5, radius=0.45)
+    v = np.asarray(sphere.vertices)
+    bump = 1.0 + 0.08 * np.sin(7 * v[:, 0]) * np.cos(5 * v[:, 1]) * np.sin(9 * v[:, 2])
+    colors = np.concatenate([(v / 0.9 + 0.5).clip(0, 1), np.ones((len(v), 1))], axis=1).astype(np.float32)
+    return Mesh(vertices=v * bump[:, None], faces=np.asarray(sphere.faces, np.int64), colors=colors)
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return {"cpu": cpu, "cores": os.cpu_count(), "load_average_at_start": list(os.getloadavg()),
+            "python": platform.python_version(), "numpy": np.__version__, "trimesh": trimesh.__version__,
+            "embreex": _version("embreex"), "platform": platform.platform()}
+
+
+def _version(name: str) -> str:
+    from importlib.metadata import version
+    return version(name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    mesh = bumpy_sphere()
+    render_orbit(mesh, image_size=64, frames=[0])            # warm-up: imports, Embree BVH code paths
+    runs = []
+    for size, supersample in [(128, 1), (256, 1), (576, 1), (256, 2)]:
+        seconds = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            views = render_orbit(mesh, image_size=size, settings=RenderSettings(supersample=supersample))
+            seconds.append(time.perf_counter() - start)
+        runs.append({"image_size": size, "views": len(views), "supersample": supersample,
+                     "faces": int(mesh.faces.shape[0]), "seconds_min": round(min(seconds), 3),
+                     "seconds_median": round(float(np.median(seconds)), 3),
+                     "seconds_all": [round(s, 3) for s in seconds],
+                     "object_pixels_per_view": int(views.masks.sum() / len(views))})
+        print(json.dumps(runs[-1]))
+    result = {"benchmark": "render_orbit: 21 SV3D-p orbit views of a 20,480-face vertex-coloured mesh",
+              "goal": "21 views at 256 px <= 3 s on 2 cores", "date": datetime.date.today().isoformat(),
+              "command": " ".join([os.path.relpath(sys.executable), *sys.argv]), "machine": machine(), "runs": runs}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    tmp = RESULTS.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(RESULTS)
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
