@@ -33,7 +33,7 @@ DEFAULT_SIGMA_SCALE = 0.02
 DEFAULT_SHARPNESS = 2.0
 DEFAULT_TOP_K = 4
 # Elements of one [chunk, B] working block: ~0.5 M float32 = 2 MB per temporary stays cache-friendly while
-# amortising numpy's per-call overhead (200k x 50: 1<<19 -> 50 M pairs/s, 1<<21 -> 37 M; benchmarks/skinning.py).
+# amortising numpy's per-call overhead (200k x 50: 1<<18..1<<19 fastest, 1<<22 ~25 % slower; benchmarks/skinning.py).
 DEFAULT_BLOCK_ELEMENTS = 1 << 19
 
 
