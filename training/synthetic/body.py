@@ -78,7 +78,11 @@ def ellipsoid_on_bone(rig: Rig, bone: int, name: str, semi_axes, color, at: floa
                       blend_head: float = 0.0, blend_tail: float = 0.0, lateral_hint=None,
                       direction=None) -> Part:
     """An ellipsoid centred at fraction `at` of the bone plus `offset` (body axes), local z along the bone
-    (or along `direction` when given, e.g. a foot pointing forward)."""
+    (or along `direction` when given, e.g. a foot pointing forward).
+
+    semi_axes = (x, y, z) in the local frame of `frame_from_direction`: x is the lateral hint (default the
+    body's left-right axis), z the direction, y = z cross x (up for a bone pointing forward, -Y).
+    """
     head, tail = rig.bone_heads[bone], rig.bone_tails[bone]
     centre = head + at * (tail - head) + np.asarray(offset, dtype=np.float64)
     axis = tail - head if direction is None else np.asarray(direction, dtype=np.float64)
