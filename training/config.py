@@ -1,0 +1,99 @@
+"""Training configuration: one YAML file = `model` (KeypointNetConfig) + `data` + `train` sections.
+
+Unknown keys are errors (a typo must not silently fall back to a default); relative paths in `data` and
+`train` are resolved against the repository root so a config works from any working directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from backend.errors import KeyDiffError
+from backend.keypoints.network import KeypointNetConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class DataConfig:
+    path: str = "data/synthetic"  # folder holding train.npz / test.npz (training/data.py layout)
+    frames: list[int] = field(default_factory=lambda: [20, 4, 9, 14])  # input view first
+    max_samples: int = 0  # 0 = all
+
+
+@dataclass
+class TrainSettings:
+    steps: int = 4000
+    batch_size: int = 2
+    lr: float = 1e-4  # keypoint network (AdamW)
+    recon_lr: float = 1e-3  # reconstruction network
+    adjacency_lr_mult: float = 512.0  # edge logits learn this much faster (AutoLink/BKinD x512)
+    weight_decay: float = 1e-3
+    edge_sigma: float = 0.05  # Gaussian line width in [-1, 1] image units (not given by the paper)
+    render_size: int = 64  # S of edge maps and reconstructions
+    targets_per_sample: int = 1  # T target views reconstructed per sample
+    use_heatmaps: bool = True  # also feed the K projected keypoint heatmaps to the reconstruction net
+    heatmap_sigma: float = 0.08
+    recon_widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    perceptual_weight: float = 1.0
+    mask_weight: float = 0.5
+    perceptual_size: int = 128
+    affine_rotation_deg: float = 15.0
+    affine_scale: list[float] = field(default_factory=lambda: [0.9, 1.1])
+    affine_translation: float = 0.1
+    seed: int = 0
+    num_threads: int = 2
+    log_every: int = 10
+    checkpoint_every: int = 200
+    out_dir: str = "runs/keypoints"
+    cache_dir: str = "runs/feature_cache"
+    tensorboard: bool = True  # used when the tensorboard package is installed
+
+
+@dataclass
+class TrainConfig:
+    model: KeypointNetConfig = field(default_factory=KeypointNetConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+    def to_dict(self) -> dict:
+        return {"model": self.model.to_dict(), "data": asdict(self.data), "train": asdict(self.train)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        unknown = sorted(set(values) - {"model", "data", "train"})
+        if unknown:
+            raise KeyDiffError("invalid_argument", f"unknown config sections {unknown}; expected model, data, train")
+        return cls(model=KeypointNetConfig.from_dict(values.get("model") or {}),
+                   data=_build(DataConfig, values.get("data") or {}, "data"),
+                   train=_build(TrainSettings, values.get("train") or {}, "train"))
+
+    def resolve(self, path: str) -> Path:
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else REPO_ROOT / candidate
+
+
+def _build(cls, values: dict, section: str):
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise KeyDiffError("invalid_argument", f"unknown keys {unknown} in config section '{section}'; expected some of {sorted(known)}")
+    return cls(**values)
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    try:
+        import yaml
+    except ImportError as error:
+        raise KeyDiffError("missing_dependency", "training configs are YAML: `pip install pyyaml`") from error
+    path = Path(path)
+    if not path.is_file():
+        raise KeyDiffError("unreadable_file", f"config file {path} does not exist")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise KeyDiffError("unreadable_file", f"config file {path} is not valid YAML: {error}") from error
+    if not isinstance(values, dict):
+        raise KeyDiffError("unreadable_file", f"config file {path} must hold a mapping with model/data/train sections")
+    return TrainConfig.from_dict(values)

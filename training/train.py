@@ -1,0 +1,299 @@
+"""Unsupervised training of the keypoint network: reconstruct views from keypoint edge maps.
+
+    python training/train.py --config training/configs/cpu.yaml [--resume]
+    torchrun --nproc_per_node 2 training/train.py --config ...      (DDP: gloo on CPU, nccl on CUDA)
+
+One step: keypoints from the cached features of V views -> project into T random target views -> edge map
+(+ keypoint heatmaps) -> the reconstruction UNet redraws the target view from the affine-augmented input
+view -> 1.0 * perceptual + 0.5 * ||E - M||^2. All randomness of step n comes from a generator seeded by
+(seed, n, rank), and checkpoints (written atomically) hold model, reconstruction net, optimiser and RNG
+states, so a run killed at any point resumes from its last checkpoint and produces the same next losses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make `backend` and `training` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from backend.errors import KeyDiffError
+from backend.keypoints.backbones import build_cnn_backbone
+from backend.keypoints.inference import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+from backend.keypoints.network import KeypointNet
+from backend.keypoints.volume import pixels_to_grid, project_points, render_gaussian_heatmaps
+from training.augment import random_affine
+from training.config import TrainConfig, load_config
+from training.data import ViewsSplit, cached_features, images_to_tensor, load_views, split_path
+from training.edges import render_edge_maps
+from training.losses import LossTerms, PerceptualLoss, keydiff_loss, mask_loss
+from training.recon import ReconstructionUNet
+
+CSV_FIELDS = ["step", "loss", "perceptual", "mask", "steps_per_s", "elapsed_s"]
+
+
+@dataclass
+class Batch:
+    layers: list[torch.Tensor]  # [B, V, C_l, h_l, w_l]
+    images: torch.Tensor  # [B, V, 3, S, S] in [0, 1]
+    masks: torch.Tensor  # [B, V, 1, S, S] in {0, 1}
+    projections: torch.Tensor  # [B, V, 3, 4]
+
+
+class TrainingModel(nn.Module):
+    """Keypoint network + reconstruction net in one module, so DDP wraps (and syncs) both at once."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.net = KeypointNet(config.model)
+        settings = config.train
+        extra = config.model.num_keypoints if settings.use_heatmaps else 0
+        self.recon = ReconstructionUNet(3 + 1 + extra, tuple(settings.recon_widths))
+
+    def forward(self, batch: Batch, image_size: tuple[int, int], generator: torch.Generator, perceptual: nn.Module) -> LossTerms:
+        settings = self.config.train
+        output = self.net(batch.layers, batch.projections, image_size)
+        count, views = batch.projections.shape[:2]
+        targets = torch.randint(views, (count, settings.targets_per_sample), generator=generator)  # [B, T]
+        rows = torch.arange(count).unsqueeze(1).expand_as(targets)  # [B, T]
+        uv, _ = project_points(output.keypoints, batch.projections)  # [B, V, K, 2] pixels
+        uv = uv[rows, targets].flatten(0, 1)  # [B*T, K, 2]
+        size = settings.render_size
+        edges = render_edge_maps(pixels_to_grid(uv, image_size), output.adjacency, size, settings.edge_sigma)  # [B*T, 1, S, S]
+        heatmaps = render_gaussian_heatmaps(uv, (size, size), image_size, settings.heatmap_sigma) if settings.use_heatmaps else None
+        target_images = batch.images[rows, targets].flatten(0, 1)  # [B*T, 3, S, S]
+        target_masks = batch.masks[rows, targets].flatten(0, 1)  # [B*T, 1, S, S]
+        appearance = random_affine(batch.images[:, 0], generator, settings.affine_rotation_deg, tuple(settings.affine_scale),
+                                   settings.affine_translation)  # [B, 3, S, S]
+        appearance = appearance.repeat_interleave(settings.targets_per_sample, dim=0)
+        reconstruction = self.recon(appearance, edges, heatmaps)
+        return keydiff_loss(perceptual(reconstruction, target_images), mask_loss(edges, target_masks),
+                            settings.perceptual_weight, settings.mask_weight)
+
+
+def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    if images.shape[-1] == size:
+        return images
+    flat = images.flatten(0, 1)
+    return torch.nn.functional.interpolate(flat, size=(size, size), mode="area").unflatten(0, images.shape[:2])
+
+
+def build_optimizer(model: TrainingModel, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW: 1e-4 for the keypoint network, 1e-3 for the reconstruction net, x512 for the edge logits (no decay)."""
+    settings = config.train
+    adjacency = set(id(p) for p in model.net.adjacency_parameters())
+    keypoint_params = [p for p in model.net.parameters() if id(p) not in adjacency]
+    groups = [
+        {"params": keypoint_params, "lr": settings.lr, "weight_decay": settings.weight_decay},
+        {"params": model.net.adjacency_parameters(), "lr": settings.lr * settings.adjacency_lr_mult, "weight_decay": 0.0},
+        {"params": list(model.recon.parameters()), "lr": settings.recon_lr, "weight_decay": settings.weight_decay},
+    ]
+    return torch.optim.AdamW(groups)
+
+
+def atomic_torch_save(payload: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(handle)
+    try:
+        torch.save(payload, temp)
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+def model_payload(net: KeypointNet, config: TrainConfig, step: int) -> dict:
+    """What inference needs (backend.keypoints.load_keypoint_model reads exactly this)."""
+    return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model_config": net.config.to_dict(),
+            "model": net.state_dict(), "view_indices": list(config.data.frames), "step": step,
+            "train_config": json.dumps(config.to_dict())}
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _step_generator(seed: int, step: int, rank: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + step * 7_919 + rank)
+
+
+class RunLog:
+    """CSV always; TensorBoard when installed and enabled. On resume, rows after the checkpoint are dropped."""
+
+    def __init__(self, out_dir: Path, resume_step: int, tensorboard: bool) -> None:
+        self.path = out_dir / "log.csv"
+        rows = []
+        if resume_step > 0 and self.path.is_file():
+            with open(self.path, newline="") as stream:
+                rows = [row for row in csv.DictReader(stream) if int(row["step"]) <= resume_step]
+        with open(self.path, "w", newline="") as stream:
+            writer = csv.DictWriter(stream, fieldnames=CSV_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+        self.writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=resume_step + 1 if resume_step else None)
+            except ImportError:
+                self.writer = None
+
+    def write(self, row: dict) -> None:
+        with open(self.path, "a", newline="") as stream:
+            csv.DictWriter(stream, fieldnames=CSV_FIELDS).writerow(row)
+        if self.writer is not None:
+            for key in ("loss", "perceptual", "mask", "steps_per_s"):
+                self.writer.add_scalar(f"train/{key}", row[key], row["step"])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _load_training_data(config: TrainConfig) -> tuple[ViewsSplit, list[torch.Tensor]]:
+    source = split_path(config.resolve(config.data.path), "train")
+    split = load_views(source).select_views(list(config.data.frames))
+    if config.data.max_samples:
+        split = ViewsSplit(*(getattr(split, n)[: config.data.max_samples] for n in ("images", "masks", "projections")),
+                           split.image_size, split.frames)
+    if config.model.backbone != "cnn":
+        raise KeyDiffError("invalid_argument", "training from views needs backbone 'cnn'; SV3D features are trained from their own cache")
+    backbone = build_cnn_backbone(config.model)
+    backbone_id = f"mobilenet_v2-b0353104|{config.model.backbone_layers}|{config.model.backbone_image_size}"
+    layers = cached_features(split, source, config.resolve(config.train.cache_dir), backbone, backbone_id)
+    return split, layers
+
+
+def train(config: TrainConfig, resume: bool = False, stop_after: int | None = None, progress: bool = True) -> list[dict]:
+    """Run (or resume) training; returns the logged rows of this process. `stop_after` ends early at that step."""
+    settings = config.train
+    torch.set_num_threads(settings.num_threads)
+    rank, world = _distributed()
+    out_dir = config.resolve(settings.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    split, layers = _load_training_data(config)
+    images = _resize(images_to_tensor(split.images), settings.render_size)  # [N, V, 3, S, S]
+    masks = _resize(torch.from_numpy(split.masks).float().unsqueeze(2), settings.render_size)  # [N, V, 1, S, S]
+    projections = torch.from_numpy(split.projections).float()
+
+    torch.manual_seed(settings.seed)  # same initial weights on every rank
+    model = TrainingModel(config)
+    optimizer = build_optimizer(model, config)
+    perceptual = PerceptualLoss(input_size=settings.perceptual_size)
+    start = 0
+    last = out_dir / "last.pt"
+    if resume and last.is_file():
+        state = torch.load(last, map_location="cpu", weights_only=False)
+        model.net.load_state_dict(state["model"])
+        model.recon.load_state_dict(state["recon"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        start = int(state["step"])
+    ddp = DistributedDataParallel(model) if world > 1 else model
+    if rank == 0:
+        (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    log = RunLog(out_dir, start, settings.tensorboard) if rank == 0 else None
+    rows: list[dict] = []
+    end = settings.steps if stop_after is None else min(settings.steps, stop_after)
+    bar = None
+    if progress and rank == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=settings.steps, initial=start, desc="train", unit="step", dynamic_ncols=True)
+    began = time.perf_counter()
+    model.train()
+    for step in range(start + 1, end + 1):
+        generator = _step_generator(settings.seed, step, rank)
+        index = torch.randint(len(split), (settings.batch_size,), generator=generator)
+        batch = Batch([layer[index].float() for layer in layers], images[index], masks[index], projections[index])
+        terms = ddp(batch, split.image_size, generator, perceptual)
+        optimizer.zero_grad(set_to_none=True)
+        terms.total.backward()
+        optimizer.step()
+        values = torch.stack([terms.total, terms.perceptual, terms.mask]).detach()
+        if world > 1:
+            dist.all_reduce(values)
+            values /= world
+        if rank == 0:
+            elapsed = time.perf_counter() - began
+            row = {"step": step, "loss": float(values[0]), "perceptual": float(values[1]), "mask": float(values[2]),
+                   "steps_per_s": (step - start) / max(elapsed, 1e-9), "elapsed_s": elapsed}
+            rows.append(row)
+            if step % settings.log_every == 0 or step == end:
+                log.write(row)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['loss']:.4f}")
+            if step % settings.checkpoint_every == 0 or step == end:
+                payload = model_payload(model.net, config, step)
+                payload.update(recon=model.recon.state_dict(), optimizer=optimizer.state_dict(),
+                               rng={"torch": torch.get_rng_state(), "numpy": np.random.get_state()})
+                atomic_torch_save(payload, last)
+        if world > 1 and step % settings.checkpoint_every == 0:
+            dist.barrier()
+    if rank == 0:
+        if end == settings.steps:
+            atomic_torch_save(model_payload(model.net, config, end), out_dir / "model.pt")
+            summary = {"steps": settings.steps, "world_size": world, "threads": settings.num_threads,
+                       "train_seconds_this_process": time.perf_counter() - began, "machine": platform.processor() or platform.machine(),
+                       "final_loss": rows[-1]["loss"] if rows else None}
+            (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        log.close()
+        if bar is not None:
+            bar.close()
+    if world > 1:
+        dist.barrier()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, help="YAML file with model/data/train sections")
+    parser.add_argument("--resume", action="store_true", help="continue from <out_dir>/last.pt if it exists")
+    parser.add_argument("--out-dir", help="override train.out_dir")
+    parser.add_argument("--data", help="override data.path")
+    parser.add_argument("--steps", type=int, help="override train.steps")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+        if args.out_dir:
+            config.train.out_dir = args.out_dir
+        if args.data:
+            config.data.path = args.data
+        if args.steps:
+            config.train.steps = args.steps
+        train(config, resume=args.resume, progress=not args.no_progress)
+    except KeyDiffError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
