@@ -54,9 +54,11 @@ def point_segment_distances(
     heads, tails = _as_points(heads, "heads"), _as_points(tails, "tails")
     if heads.shape != tails.shape:
         raise KeyDiffError("invalid_argument", f"heads {heads.shape} and tails {tails.shape} must have the same shape")
-    segments = _Segments.build(heads, tails, dtype)
-    chunk = chunk_size or _default_chunk(len(heads))
+    chunk = _chunk(chunk_size, len(heads))
     out = np.empty((len(points), len(heads)), dtype=dtype)   # [V, B]
+    if len(heads) == 0:
+        return out
+    segments = _Segments.build(heads, tails, dtype)
     for start in range(0, len(points), chunk):
         block = segments.squared_distances(points[start:start + chunk])
         np.sqrt(block, out=out[start:start + chunk])
@@ -90,7 +92,7 @@ def gaussian_distance_weights(
     num_slots = min(top_k, rig.num_bones)
     k = min(num_slots, len(deforming))
     segments = _Segments.build(rig.bone_heads[deforming], rig.bone_tails[deforming], np.float32)
-    chunk = chunk_size or _default_chunk(len(deforming))
+    chunk = _chunk(chunk_size, len(deforming))
     indices = np.zeros((len(vertices), num_slots), np.int32)    # [V, k]
     weights = np.zeros((len(vertices), num_slots), np.float32)  # [V, k]
     for start in range(0, len(vertices), chunk):
@@ -165,8 +167,13 @@ def _k_smallest(values: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(picked, order, axis=1)
 
 
-def _default_chunk(num_segments: int) -> int:
-    return max(256, DEFAULT_BLOCK_ELEMENTS // max(num_segments, 1))
+def _chunk(chunk_size: int | None, num_segments: int) -> int:
+    """Vertices per block: the caller's choice, else about DEFAULT_BLOCK_ELEMENTS pairs per block."""
+    if chunk_size is None:
+        return max(256, DEFAULT_BLOCK_ELEMENTS // max(num_segments, 1))
+    if int(chunk_size) != chunk_size or chunk_size < 1:
+        raise KeyDiffError("invalid_argument", f"chunk_size must be a positive integer, got {chunk_size}")
+    return int(chunk_size)
 
 
 def _object_size(points: np.ndarray, object_size: float | None) -> float:

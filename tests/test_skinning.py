@@ -171,7 +171,7 @@ def test_nan_vertices_are_rejected_with_a_count():
 @pytest.mark.parametrize(
     "settings, named",
     [({"sigma_scale": 0.0}, "sigma_scale"), ({"sharpness": -1.0}, "sharpness"), ({"top_k": 0}, "top_k"),
-     ({"object_size": float("nan")}, "object_size")],
+     ({"object_size": float("nan")}, "object_size"), ({"chunk_size": 0}, "chunk_size")],
 )
 def test_unusable_settings_are_rejected_naming_the_setting(settings, named):
     with pytest.raises(KeyDiffError) as err:
