@@ -13,7 +13,7 @@ from backend.cameras import INPUT_FRAME, look_at_camera, orbit_cameras, project
 from backend.errors import KeyDiffError
 from backend.mesh import Mesh
 from backend.views.render import RenderSettings, has_embree, render_orbit, render_views
-from backend.views.viewset import ViewSet
+from backend.views.viewset import ViewSet, contact_sheet
 
 pytestmark = pytest.mark.skipif(not has_embree(), reason="embreex (the ray engine) is not installed")
 
@@ -153,6 +153,14 @@ def test_viewset_save_load_round_trip(tmp_path: Path, sphere):
     views.subset([2]).save(folder)                       # replacing an existing folder
     assert len(ViewSet.load(folder)) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["views"]   # no temp folders left behind
+
+
+def test_contact_sheet_tiles_views_in_order(sphere):
+    views = render_orbit(sphere, image_size=32, frames=[20, 0, 7])
+    sheet = contact_sheet(views, columns=2, labels=False)
+    assert sheet.shape == (64, 64, 3)
+    assert np.array_equal(sheet[:32, 32:], views.images[1]) and np.array_equal(sheet[32:, :32], views.images[2])
+    assert (sheet[32:, 32:] == 255).all()                 # the empty slot stays white
 
 
 def test_loading_a_broken_views_folder_names_the_file(tmp_path: Path):

@@ -145,6 +145,30 @@ class ViewSet:
                    frames=np.asarray(meta["frames"]), depths=depths)
 
 
+def contact_sheet(views: ViewSet, columns: int | None = None, labels: bool = True) -> np.ndarray:
+    """All views tiled in a grid [rows * H, columns * W, 3] uint8 (white gaps), labelled with the orbit frame
+    and its azimuth; for previews and docs, so a reader sees the orbit convention at a glance."""
+    from PIL import ImageDraw
+
+    from ..cameras import orbit_azimuths_deg
+
+    num = len(views)
+    columns = min(num, 7) if columns is None else max(1, int(columns))
+    rows = -(-num // columns)
+    width, height = views.size
+    sheet = Image.new("RGB", (columns * width, rows * height), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    azimuths = orbit_azimuths_deg()
+    for n in range(num):
+        x, y = (n % columns) * width, (n // columns) * height
+        sheet.paste(Image.fromarray(views.images[n]), (x, y))
+        if labels:
+            frame = int(views.frames[n])
+            text = f"frame {frame}  az {azimuths[frame]:.0f}" if frame >= 0 else f"view {n}"
+            draw.text((x + 4, y + 3), text, fill=(60, 60, 60))
+    return np.asarray(sheet)
+
+
 def _read_png(path: Path, mode: str) -> np.ndarray:
     try:
         with Image.open(path) as image:
