@@ -69,7 +69,7 @@ def _vec3(value, name: str) -> np.ndarray:
     return arr
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Camera:
     """A pinhole camera in the OpenCV convention: x_cam = R @ x_world + t, pixel ~ K @ x_cam."""
 
@@ -127,7 +127,7 @@ class Camera:
             raise _invalid(f"a camera needs keys R, t, K, width, height; got {sorted(data)}") from exc
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CameraBatch:
     """Many cameras as stacked arrays, the form torch code and vectorised numpy code want."""
 
@@ -313,7 +313,7 @@ def to_gsplat_viewmat(camera: Camera) -> np.ndarray:
 _OPENCV_TO_BLENDER = np.diag([1.0, -1.0, -1.0])   # camera axes: (right, down, forward) -> (right, up, back)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BlenderCamera:
     """What to set on a Blender camera so it sees what `Camera` sees (sensor fit AUTO, no shift)."""
 
@@ -368,7 +368,7 @@ def from_blender_camera_matrix(matrix_world, lens_mm: float = 50.0, sensor_width
     return Camera(R=R, t=-R @ M[:3, 3], K=K, width=width, height=height)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CanonicalTransform:
     """Object space -> canonical cube, a uniform-scale similarity; stored in the bundle as a 4x4 list.
 

@@ -31,7 +31,7 @@ VIEWS_VERSION = 1
 NOT_ON_ORBIT = -1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ViewSet:
     images: np.ndarray              # [N, H, W, 3] uint8, sRGB, white where empty
     masks: np.ndarray               # [N, H, W] bool, True on the object
