@@ -176,8 +176,88 @@ def test_image_size_out_of_range_is_rejected(sphere, size):
     assert err.value.code == "invalid_argument"
 
 
+def test_cameras_of_different_sizes_are_rejected(sphere):
+    cameras = orbit_cameras(image_size=32, frames=[0]) + orbit_cameras(image_size=64, frames=[1])
+    with pytest.raises(KeyDiffError) as err:
+        render_views(sphere, cameras)
+    assert err.value.code == "invalid_argument" and "(32, 32)" in err.value.message
+
+
 def test_broken_mesh_is_rejected():
     bad = Mesh(vertices=np.array([[0, 0, np.nan], [1, 0, 0], [0, 1, 0]]), faces=np.array([[0, 1, 2]]))
     with pytest.raises(KeyDiffError) as err:
         render_orbit(bad, image_size=32, frames=[0])
     assert err.value.code == "invalid_mesh"
+
+
+# Blender renders through a camera built by `to_blender_camera` must see what our renderer sees. bpy never
+# enters the backend: it runs in a child process, either this interpreter (when it has bpy) or the one named by
+# $BPY_PYTHON (reference/blender.md suggests a separate bpy venv).
+_BLENDER_SCRIPT = r"""
+import json, sys
+import bpy, mathutils
+import numpy as np
+scene_path, out_path = sys.argv[-2:]
+d = json.load(open(scene_path))
+bpy.ops.wm.read_factory_settings(use_empty=True)
+scene = bpy.context.scene
+me = bpy.data.meshes.new("m"); me.from_pydata(d["vertices"], [], d["faces"]); me.update()
+scene.collection.objects.link(bpy.data.objects.new("m", me))
+camd = bpy.data.cameras.new("c"); cam = bpy.data.objects.new("c", camd); scene.collection.objects.link(cam)
+scene.camera = cam
+scene.render.engine = "CYCLES"; scene.cycles.device = "CPU"; scene.cycles.samples = 16
+scene.cycles.use_denoising = False; scene.cycles.pixel_filter_type = "BOX"; scene.cycles.filter_width = 1.0
+scene.render.film_transparent = True; scene.render.resolution_percentage = 100
+masks = {}
+for i, c in enumerate(d["cameras"]):
+    cam.matrix_world = mathutils.Matrix(c["matrix_world"])
+    camd.lens = c["lens_mm"]; camd.sensor_width = c["sensor_width_mm"]; camd.sensor_fit = "AUTO"
+    scene.render.resolution_x = c["width"]; scene.render.resolution_y = c["height"]
+    scene.render.filepath = out_path + f".{i}.png"
+    bpy.ops.render.render(write_still=True)
+    pixels = np.array(bpy.data.images.load(scene.render.filepath).pixels[:]).reshape(c["height"], c["width"], 4)
+    masks[f"view{i}"] = pixels[::-1, :, 3] > 0.5          # Blender's pixel rows start at the bottom
+np.savez(out_path, **masks)
+"""
+
+
+def _bpy_python() -> str | None:
+    import importlib.util
+    import os
+    import sys
+
+    if importlib.util.find_spec("bpy") is not None:
+        return sys.executable
+    return os.environ.get("BPY_PYTHON") or None
+
+
+@pytest.mark.skipif(_bpy_python() is None, reason="no interpreter with bpy (install bpy or set $BPY_PYTHON)")
+def test_blender_camera_sees_the_same_silhouette_as_our_renderer(tmp_path: Path):
+    import json
+    import subprocess
+
+    from backend.cameras import to_blender_camera
+
+    box = trimesh.creation.box(extents=(0.5, 0.3, 0.7))
+    box.apply_translation((0.1, 0.05, 0.0))
+    ball = trimesh.creation.icosphere(3, radius=0.18)
+    ball.apply_translation((0.35, -0.2, 0.3))                 # makes the object chiral: a mirror would show
+    mesh = _mesh(trimesh.util.concatenate([box, ball]))
+    cameras = orbit_cameras(image_size=96, frames=[20, 4, 13])
+    cameras.append(look_at_camera((0.5, -1.5, 0.8), (0.1, 0, 0.1), fov_deg=40, width=128, height=80))
+    ours = [render_views(mesh, [c]).masks[0] for c in cameras]
+    settings = [to_blender_camera(c) for c in cameras]
+    scene = {"vertices": mesh.vertices.tolist(), "faces": mesh.faces.tolist(),
+             "cameras": [{"matrix_world": s.matrix_world.tolist(), "lens_mm": s.lens_mm,
+                          "sensor_width_mm": s.sensor_width_mm, "width": s.resolution_x,
+                          "height": s.resolution_y} for s in settings]}
+    (tmp_path / "scene.json").write_text(json.dumps(scene))
+    (tmp_path / "render.py").write_text(_BLENDER_SCRIPT)
+    out = tmp_path / "masks.npz"
+    subprocess.run([_bpy_python(), str(tmp_path / "render.py"), str(tmp_path / "scene.json"), str(out)],
+                   check=True, capture_output=True, timeout=300)
+    with np.load(out) as blender:
+        for i, mine in enumerate(ours):
+            theirs = blender[f"view{i}"]
+            assert theirs.shape == mine.shape
+            assert (theirs & mine).sum() / (theirs | mine).sum() > 0.99

@@ -58,6 +58,9 @@ def render_views(mesh: Mesh, cameras: Sequence[Camera], frames: Sequence[int] | 
     mesh = mesh.validate().with_normals()
     if len(cameras) == 0:
         raise KeyDiffError("invalid_argument", "need at least one camera to render, got 0")
+    sizes = sorted({(cam.width, cam.height) for cam in cameras})
+    if len(sizes) != 1:
+        raise KeyDiffError("invalid_argument", f"a ViewSet holds one image size; cameras have sizes {sizes}")
     for cam in cameras:
         if not (MIN_SIZE <= cam.width <= MAX_SIZE and MIN_SIZE <= cam.height <= MAX_SIZE):
             raise KeyDiffError("invalid_argument", f"image size must lie in [{MIN_SIZE}, {MAX_SIZE}] px, got "
