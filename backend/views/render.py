@@ -67,6 +67,9 @@ def render_views(mesh: Mesh, cameras: Sequence[Camera], frames: Sequence[int] | 
                                                    f"{cam.width}x{cam.height}")
     if int(settings.supersample) != settings.supersample or not 1 <= settings.supersample <= 4:
         raise KeyDiffError("invalid_argument", f"supersample must be 1..4, got {settings.supersample}")
+    if max(sizes[0]) * settings.supersample > MAX_SIZE:
+        raise KeyDiffError("invalid_argument", f"image size x supersample must be <= {MAX_SIZE} rays per side, got "
+                                               f"{max(sizes[0])} x {settings.supersample}")
     if not has_embree():
         raise KeyDiffError("missing_dependency", "the mesh renderer needs the ray engine: pip install 'embreex>=4.3'")
     intersector = _intersector(mesh)
