@@ -412,11 +412,21 @@ class CanonicalTransform:
         return cls(np.asarray(rows, dtype=np.float64))
 
 
-def canonical_transform(vertices, half_size: float = DEFAULT_HALF_SIZE, margin: float = 0.0) -> CanonicalTransform:
-    """The similarity that centres `vertices` [V, 3] on its bounding box and scales it into the cube.
+# The farthest point of a canonical object lies at this distance from the origin, so it is seen whole in every
+# orbit view: at the default radius 2.0 and FOV 33.8 deg a sphere stays inside the image while its radius is
+# below 2.0 * sin(16.9 deg) = 0.581; 0.55 leaves a few pixels of white border. Inside the keypoint cube too.
+DEFAULT_FIT_RADIUS: float = 0.55
 
-    See `CanonicalTransform` for the rule. Note the orbit cameras (radius 2, FOV 33.8 deg) see about +-0.6 m
-    around the origin face-on, so an object filling the cube diagonally can touch the image border.
+
+def canonical_transform(vertices, half_size: float = DEFAULT_HALF_SIZE, margin: float = 0.0,
+                        fit: str = "sphere") -> CanonicalTransform:
+    """The similarity that centres `vertices` [V, 3] on its bounding box and scales it into the canonical frame.
+
+    fit="sphere" (the default, used by rig-mesh and by the synthetic training data alike so the network sees one
+    scale): the farthest vertex from the bounding-box centre lands at min(half_size, DEFAULT_FIT_RADIUS) *
+    (1 - margin), so the object is inside the cube AND seen whole from every orbit camera.
+    fit="box": the longest bounding-box side spans 2 * half_size * (1 - margin) (touches the cube; the orbit
+    views may clip a corner).
     """
     v = _as_array(vertices, (3,), "vertices").reshape(-1, 3)
     if len(v) == 0:
@@ -425,12 +435,20 @@ def canonical_transform(vertices, half_size: float = DEFAULT_HALF_SIZE, margin: 
         raise _invalid(f"half_size must be positive, got {half_size}")
     if not 0.0 <= margin < 1.0:
         raise _invalid(f"margin must lie in [0, 1), got {margin}")
+    if fit not in ("sphere", "box"):
+        raise _invalid(f"fit must be 'sphere' or 'box', got {fit!r}")
     lo, hi = v.min(axis=0), v.max(axis=0)
-    extent = float((hi - lo).max())
+    center = (lo + hi) / 2.0
+    if fit == "box":
+        extent = float((hi - lo).max())
+        target = 2.0 * half_size * (1.0 - margin)
+    else:
+        extent = float(np.linalg.norm(v - center, axis=1).max())
+        target = min(half_size, DEFAULT_FIT_RADIUS) * (1.0 - margin)
     if extent <= 0:
         raise _invalid("vertices span no volume along any axis (all points coincide)")
-    scale = 2.0 * half_size * (1.0 - margin) / extent
+    scale = target / extent
     M = np.eye(4)
     M[:3, :3] *= scale
-    M[:3, 3] = -scale * (lo + hi) / 2.0
+    M[:3, 3] = -scale * center
     return CanonicalTransform(M)

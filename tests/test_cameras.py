@@ -181,7 +181,7 @@ def test_camera_json_round_trip(orbit):
 def test_canonical_transform_fits_cube_touching_longest_side_and_inverts():
     rng = np.random.default_rng(2)
     vertices = rng.normal(size=(500, 3)) * [3.0, 0.5, 1.2] + [10.0, -4.0, 7.0]
-    transform = canonical_transform(vertices, half_size=0.6)
+    transform = canonical_transform(vertices, half_size=0.6, fit="box")
     canon = transform.apply(vertices)
     lo, hi = canon.min(axis=0), canon.max(axis=0)
     assert np.all(lo >= -0.6 - 1e-12) and np.all(hi <= 0.6 + 1e-12)
@@ -195,13 +195,26 @@ def test_canonical_transform_fits_cube_touching_longest_side_and_inverts():
 
 def test_canonical_transform_margin_leaves_room():
     vertices = np.array([[0, 0, 0], [2.0, 1.0, 0.5]])
-    canon = canonical_transform(vertices, half_size=0.6, margin=0.1).apply(vertices)
+    canon = canonical_transform(vertices, half_size=0.6, margin=0.1, fit="box").apply(vertices)
     assert np.abs(canon).max() == pytest.approx(0.54)
+
+
+def test_default_canonical_object_is_seen_whole_in_every_orbit_view():
+    rng = np.random.default_rng(5)
+    vertices = rng.normal(size=(2000, 3)) * [0.3, 2.0, 0.7] + [4.0, 1.0, -2.0]   # long and thin, off-centre
+    canon = canonical_transform(vertices).apply(vertices)
+    assert np.abs(canon).max() <= 0.6                                              # inside the keypoint cube
+    assert np.linalg.norm(canon, axis=1).max() == pytest.approx(0.55)
+    for camera in orbit_cameras(image_size=256):
+        pixels, depth = project(canon, camera)
+        assert (depth > 0).all()
+        assert (pixels >= 0).all() and (pixels <= 256).all()
 
 
 @pytest.mark.parametrize(
     "call",
     [
+        lambda: canonical_transform(np.ones((4, 3)) * np.arange(4)[:, None], fit="cube"),
         lambda: project(np.array([[0.0, np.nan, 0.0]]), orbit_cameras(frames=[0])[0]),
         lambda: project(np.zeros((4, 2)), orbit_cameras(frames=[0])[0]),
         lambda: unproject(np.zeros((3, 2)), np.ones(2), orbit_cameras(frames=[0])[0]),
@@ -217,7 +230,7 @@ def test_canonical_transform_margin_leaves_room():
         lambda: Camera(R=np.diag([1.0, 1.0, -1.0]), t=np.zeros(3), K=np.eye(3), width=4, height=4),
         lambda: Camera.from_dict({"R": np.eye(3).tolist()}),
     ],
-    ids=["nan_points", "points_not_3d", "depth_count", "views_mismatch", "one_view_only", "inf_vertices",
+    ids=["unknown_fit", "nan_points", "points_not_3d", "depth_count", "views_mismatch", "one_view_only", "inf_vertices",
          "flat_vertices", "vertices_not_3d", "frame_out_of_range", "negative_radius", "up_parallel",
          "eye_not_vector", "mirror_R", "incomplete_dict"],
 )

@@ -43,6 +43,9 @@ def load_markers(path: str | os.PathLike) -> Markers:
         raise KeyDiffError("invalid_keypoints", f"{path.name}: 'keypoints' must be a list of [x, y, z]") from exc
     if keypoints.ndim != 2 or keypoints.shape[1] != 3:
         raise KeyDiffError("invalid_keypoints", f"{path.name}: keypoints must have shape (K, 3), got {keypoints.shape}")
+    if not np.isfinite(keypoints).all():
+        bad = int((~np.isfinite(keypoints).all(axis=1)).sum())
+        raise KeyDiffError("invalid_keypoints", f"{path.name}: {bad} keypoints have NaN or infinite coordinates")
     count = len(keypoints)
     names = doc.get("names")
     if names is not None and (len(names) != count or not all(isinstance(n, str) for n in names)):

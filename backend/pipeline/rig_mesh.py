@@ -49,13 +49,16 @@ def rig_mesh(
     progress.stage("keypoints", 1.0, f"{len(keypoints)} keypoints")
 
     progress.stage("skeleton", 0.0)
-    skeleton = build_skeleton(to_canonical.apply(keypoints), adjacency)
+    canonical_vertices = to_canonical.apply(mesh.vertices)
+    lo, hi = canonical_vertices.min(axis=0), canonical_vertices.max(axis=0)
+    # merge distances relative to the mesh, not to the keypoints' own spread (markers may cover a part only)
+    skeleton = build_skeleton(to_canonical.apply(keypoints), adjacency, object_size=float(np.linalg.norm(hi - lo)))
     rig_canonical = skeleton.rig
     progress.stage("skeleton", 1.0, f"{rig_canonical.num_bones} bones")
 
     progress.stage("skinning", 0.0)
     weights = gaussian_distance_weights(
-        to_canonical.apply(mesh.vertices), rig_canonical,
+        canonical_vertices, rig_canonical,
         sigma_scale=options.sigma_scale, sharpness=options.sharpness, top_k=options.top_k,
     )
     progress.stage("skinning", 1.0)
