@@ -45,7 +45,7 @@ def test_rig_mesh_writes_a_complete_bundle_in_the_meshs_own_coordinates(tmp_path
     done = run_cli("rig-mesh", str(mesh_path), "--markers", str(markers), "-o", str(tmp_path / "bundle"))
     assert done.returncode == 0, done.stderr
     bundle = tmp_path / "bundle"
-    assert sorted(p.name for p in bundle.iterdir()) == ["mesh.glb", "rig.json", "rigged.glb", "weights.npz"]
+    assert sorted(p.name for p in bundle.iterdir()) == ["mesh.glb", "preview.png", "rig.json", "rigged.glb", "weights.npz"]
     doc = read_rig_document(bundle)
     rig = rig_from_document(doc)
     # the joints are the markers, in the file's own units and Z-up world

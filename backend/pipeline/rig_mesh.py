@@ -23,6 +23,7 @@ from ..progress import Progress, SilentProgress
 from ..skeleton import build_skeleton
 from ..skinning import DEFAULT_SHARPNESS, DEFAULT_SIGMA_SCALE, DEFAULT_TOP_K, gaussian_distance_weights
 from .markers import load_markers
+from .preview import PREVIEW_FILE, write_preview
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,10 @@ def rig_mesh(
         keypoint_to_joint=skeleton.keypoint_to_joint,
         settings={"job": "rig-mesh", "source": str(Path(mesh_path).name), **asdict(options)},
     )
-    bundle = write_bundle(out_dir, result)
+    bundle = write_bundle(
+        out_dir, result,
+        extras=lambda folder: write_preview(folder / PREVIEW_FILE, result.mesh, result.rig, result.weights),
+    )
     progress.stage("export", 1.0, str(bundle))
     return bundle
 
