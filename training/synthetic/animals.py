@@ -122,7 +122,7 @@ def build_bird(rng: np.random.Generator, body_id: str) -> Body:
         ]
     rig = rig_from_table(rows)
     c = random_colors(rng, ("plumage", "wing", "beak", "legs"))
-    thin = rng.uniform(0.015, 0.03)
+    thin = rng.uniform(0.025, 0.04)
     chord = rng.uniform(0.08, 0.16)
     parts: list[Part] = [
         ellipsoid_on_bone(rig, bone(rig, "chest"), "body", (girth, girth * 1.1, 0.55 * body_len + 0.5 * girth),
@@ -145,9 +145,9 @@ def build_bird(rng: np.random.Generator, body_id: str) -> Body:
         parts += [
             capsule_on_bone(rig, bone(rig, f"{side}_knee"), f"{side}_thigh", 0.3 * girth, 0.18 * girth, c["plumage"],
                             blend_tail=0.03),
-            capsule_on_bone(rig, bone(rig, f"{side}_ankle"), f"{side}_shank", 0.08 * girth, 0.07 * girth, c["legs"],
+            capsule_on_bone(rig, bone(rig, f"{side}_ankle"), f"{side}_shank", 0.14 * girth, 0.12 * girth, c["legs"],
                             blend_head=0.03),
-            capsule_on_bone(rig, bone(rig, f"{side}_toe"), f"{side}_toes", 0.07 * girth, 0.05 * girth, c["legs"]),
+            capsule_on_bone(rig, bone(rig, f"{side}_toe"), f"{side}_toes", 0.12 * girth, 0.1 * girth, c["legs"]),
         ]
     rules = {"chest": ((-10, -5, -10), (10, 5, 10)), "neck": ((-35, -10, -40), (35, 10, 40)),
              "head": ((-30, -15, -35), (30, 15, 35)), "tail": ((-25, -10, -20), (25, 10, 20))}
@@ -206,7 +206,7 @@ def build_manylegged(rng: np.random.Generator, body_id: str) -> Body:
     rows: list[tuple[str, str | None, tuple[float, float, float]]] = [
         ("thorax", None, (0.0, 0.0, z0)),
         ("head", "thorax", (0.0, -thorax_r - 0.08, z0 + 0.01)),
-        ("abdomen", "thorax", (0.0, thorax_r + 2.0 * abdomen, z0 + 0.3 * abdomen)),
+        ("abdomen", "thorax", (0.0, thorax_r + 1.6 * abdomen, z0 + 0.25 * abdomen)),
     ]
     if pairs == 3:
         for side, sx in SIDES:
@@ -236,7 +236,8 @@ def build_manylegged(rng: np.random.Generator, body_id: str) -> Body:
         ellipsoid_on_bone(rig, bone(rig, "head"), "face", (0.6 * thorax_r, 0.5 * thorax_r, 0.55 * thorax_r), c["joints"],
                           at=0.8, lateral_hint=(1, 0, 0), direction=(0, -1, 0)),
         ellipsoid_on_bone(rig, bone(rig, "abdomen"), "abdomen", (abdomen * 0.8, 0.75 * abdomen, abdomen * 1.1),
-                          c["abdomen"], at=0.55, lateral_hint=(1, 0, 0)),
+                          c["abdomen"], at=0.0, offset=(0.0, thorax_r + abdomen, 0.15 * abdomen),
+                          lateral_hint=(1, 0, 0)),
     ]
     if pairs == 3:
         for side, _ in SIDES:

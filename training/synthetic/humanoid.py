@@ -71,7 +71,7 @@ def build_humanoid(rng: np.random.Generator, body_id: str) -> Body:
         ellipsoid_on_bone(rig, bone(rig, "thorax"), "chest", np.array([0.12, 0.075, 0.125]) * [g, g, 1],
                           colors["shirt"], at=0.55, blend_head=0.04, direction=(0, 0, 1)),
         capsule_on_bone(rig, bone(rig, "neck"), "neck", 0.03 * g, 0.028 * g, skin, blend_head=0.03, blend_tail=0.02),
-        ellipsoid_on_bone(rig, bone(rig, "head"), "head", (0.055, 0.065, 0.06), skin, at=0.47, blend_head=0.02,
+        ellipsoid_on_bone(rig, bone(rig, "head"), "head", (0.055, 0.065, 0.065), skin, at=0.5, blend_head=0.02,
                           direction=(0, 0, 1)),
         ellipsoid_on_bone(rig, bone(rig, "head"), "hair", (0.06, 0.066, 0.045), colors["hair"], at=0.62,
                           offset=(0, 0.008, 0), direction=(0, 0, 1)),

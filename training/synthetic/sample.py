@@ -42,9 +42,6 @@ BUILDERS: dict[str, Callable[[np.random.Generator, str], Body]] = {
     "humanoid": build_humanoid, "quadruped": build_quadruped, "bird": build_bird, "snake": build_snake,
     "manylegged": build_manylegged,
 }
-# Longest side of the posed body spans 2 * 0.6 * (1 - margin) = 0.9: every orbit view (radius 2, FOV 33.8)
-# keeps the whole body in frame even when its longest side turns diagonal to the camera.
-CANONICAL_MARGIN = 0.25
 YAW_JITTER_DEG = 15.0
 
 
@@ -93,7 +90,9 @@ def build_sample(spec: SampleSpec, clips: dict[str, BvhClip] | None = None,
         posed = apply_pose(body, rest.vertices, weights, random_pose_rotations(body, pose_rng))
         spin = Rotation.from_euler("z", yaw, degrees=True).as_matrix()
         vertices, joints = posed.vertices @ spin.T, posed.joints @ spin.T
-    to_canonical = canonical_transform(vertices, margin=CANONICAL_MARGIN)
+    # The project's one canonical fit (the same as rig-mesh uses), so a network sees one scale: the farthest
+    # vertex from the box centre sits on a sphere every orbit camera sees whole.
+    to_canonical = canonical_transform(vertices)
     mesh = replace(rest, vertices=to_canonical.apply(vertices), normals=None).validate()
     rig = Rig(to_canonical.apply(joints), body.rig.parents, body.rig.names)
     return Sample(spec, body, mesh, rig, weights, joints, to_canonical)
