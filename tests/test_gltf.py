@@ -307,3 +307,16 @@ def test_validator_is_reported_missing_when_node_modules_are_absent(tmp_path, mo
     with pytest.raises(KeyDiffError) as err:
         validate_gltf(tmp_path / "x.glb")
     assert err.value.code == "missing_dependency"
+
+
+@pytest.mark.parametrize("name", ["animals_pack_Horse.glb", "mesh2motion_BirdBase.glb"])
+def test_loaded_normals_agree_with_the_loaded_surface(name):
+    path = _rig_path(name)
+    if not path.is_file():
+        pytest.skip(f"{name} not in the data folder")
+    for pose in ("bind", "rest"):
+        mesh = load_skinned_gltf(path, pose=pose).mesh
+        from_faces = Mesh(mesh.vertices, mesh.faces).with_normals().normals
+        np.testing.assert_allclose(np.linalg.norm(mesh.normals, axis=1), 1.0, atol=1e-5)
+        agree = np.einsum("vi,vi->v", mesh.normals, from_faces) > 0.5
+        assert agree.mean() > 0.9, f"{pose}: only {agree.mean():.0%} of file normals agree with the surface"
