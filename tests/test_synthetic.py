@@ -275,3 +275,29 @@ def test_command_line_writes_a_dataset_and_refuses_a_non_empty_folder(tmp_path, 
     assert make_synthetic_main(args) == 2
     assert "not empty" in capsys.readouterr().err
     assert make_synthetic_main(args + ["--overwrite"]) == 0
+
+
+def test_committed_examples_are_what_the_generator_writes(tmp_path) -> None:
+    from training.synthetic.examples import EXAMPLES, main as write_examples
+
+    committed = Path(__file__).resolve().parents[1] / "examples"
+    assert write_examples(["--out", str(tmp_path)]) == 0
+    for name, category, _ in EXAMPLES:
+        fresh = _tree_bytes(tmp_path / name)
+        assert fresh == _tree_bytes(committed / name), f"examples/{name} is stale: regenerate it (examples/README.md)"
+        meta = json.loads(fresh["joints.json"])
+        assert meta["category"] == category and 200_000 < len(fresh["mesh.glb"]) < 600_000
+    human = json.loads((committed / "humanoid" / "joints.json").read_text())
+    assert human["names"] == list(H36M_JOINTS) and human["body_units"] == "metres"
+    assert HEIGHT_RANGE_M[0] < human["body_facts"]["height_m"] < HEIGHT_RANGE_M[1]
+
+
+def test_generated_meshes_pass_the_gltf_validator(tmp_path) -> None:
+    from backend.export.gltf_validate import has_gltf_validator, validate_gltf
+
+    if not has_gltf_validator():
+        pytest.skip("the Khronos glTF validator (npm) is not installed")
+    committed = Path(__file__).resolve().parents[1] / "examples"
+    for path in sorted(committed.glob("*/mesh.glb")):
+        report = validate_gltf(path)
+        assert report.num_errors == 0, report.summary()

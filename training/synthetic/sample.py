@@ -132,6 +132,7 @@ def write_sample(sample: Sample, folder: str | Path, image_size: int = 256, fram
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        tmp.chmod(0o755)                                     # mkdtemp makes it private; samples are shared data
     except OSError as exc:
         raise KeyDiffError("output_not_writable", f"cannot create {folder}: {exc.strerror}") from exc
     try:
