@@ -77,7 +77,7 @@ def main() -> None:
                      f"{rig.num_bones} bones, 4 influences, vertex colours",
         "goal": "write <= 2 s for 200k vertices x 50 bones",
         "date": "2026-11-25",
-        "command": "KeyDiff3D: .venv/bin/python benchmarks/gltf_export.py " + " ".join(sys.argv[1:]),
+        "command": " ".join([".venv/bin/python", "benchmarks/gltf_export.py", *sys.argv[1:]]),
         "machine": {
             "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
             "load_average_at_start": list(os.getloadavg()), "python": platform.python_version(),

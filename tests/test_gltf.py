@@ -109,7 +109,7 @@ def test_real_rig_exports_valid_gltf_and_round_trips(name, tmp_path):
     out = tmp_path / "rigged.glb"
     write_rigged_gltf(out, asset.mesh, asset.rig, asset.weights)
     report = validate_gltf(out)
-    assert report.num_errors == 0, report.summary()
+    assert report.num_errors == 0 and report.num_warnings == 0, report.summary()
     assert report.info["maxInfluences"] <= 4
 
     again = load_skinned_gltf(out)
@@ -229,6 +229,23 @@ def test_more_than_four_influences_are_cut_to_the_heaviest_four(tmp_path):
     np.testing.assert_array_equal(back.indices[:, :4], weights.indices[:, :4])
     expected = weights.weights[:, :4] / weights.weights[:, :4].sum(axis=1, keepdims=True)
     np.testing.assert_allclose(back.weights, expected, atol=2e-7)
+
+
+@needs_validator
+def test_rigs_with_more_than_256_bones_use_16_bit_joints(tmp_path):
+    num_bones = 300
+    joints = np.c_[np.zeros((num_bones + 1, 2)), np.linspace(0, 3, num_bones + 1)]
+    rig = Rig(joints, np.arange(-1, num_bones), tuple(f"j{k}" for k in range(num_bones + 1)))
+    mesh, _, _ = _chain_asset(num_vertices_per_ring=4, rings=num_bones)
+    mesh = Mesh(mesh.vertices * [1, 1, 2.5], mesh.faces)
+    mids = (rig.bone_heads + rig.bone_tails) / 2
+    weights = SkinWeights.from_dense(np.exp(-np.abs(mesh.vertices[:, None, 2] - mids[None, :, 2]) / 0.01), k=4)
+    write_rigged_gltf(tmp_path / "long.glb", mesh, rig, weights)
+    report = validate_gltf(tmp_path / "long.glb")
+    assert report.num_errors == 0 and report.num_warnings == 0, report.summary()
+    back = load_skinned_gltf(tmp_path / "long.glb")
+    assert back.weights.indices.max() > 255
+    np.testing.assert_allclose(back.weights.to_dense(), weights.to_dense(), atol=2e-7)
 
 
 # --- bad input -----------------------------------------------------------------------------------------
