@@ -18,6 +18,11 @@ merged, rows renormalised); a mesh node without a skin that sits below a joint i
 joint's bone. Geometry attached to no joint (or skinned rows with no positive weight) follows the main root
 bone and is flagged in `skinned == False` / `attached == False`.
 
+Surface. Normals go through each vertex's inverse-transpose matrix (computed from faces later when a part has
+none). One base-colour texture is kept (with TEXCOORD_0 of its set) when every part uses the same image;
+otherwise colours are COLOR_0 × the material's baseColorFactor, so flat-shaded packs keep their colours.
+Not read: morph targets, animations, KHR_texture_transform; Draco / meshopt compressed files are refused.
+
 Rig. gltf_skeleton.build_rig: one deforming bone per glTF joint (named after the node), link bones where
 children start elsewhere. `skeleton_*` keep the plain joint tree for skeleton metrics.
 """
