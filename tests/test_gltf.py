@@ -337,3 +337,18 @@ def test_loaded_normals_agree_with_the_loaded_surface(name):
         np.testing.assert_allclose(np.linalg.norm(mesh.normals, axis=1), 1.0, atol=1e-5)
         agree = np.einsum("vi,vi->v", mesh.normals, from_faces) > 0.5
         assert agree.mean() > 0.9, f"{pose}: only {agree.mean():.0%} of file normals agree with the surface"
+
+
+def test_material_colours_and_base_colour_texture_are_loaded():
+    horse, fox = _rig_path("animals_pack_Horse.glb"), _rig_path("Fox.glb")
+    if not (horse.is_file() and fox.is_file()):
+        pytest.skip("Horse/Fox not in the data folder")
+    import pygltflib
+
+    factors = {tuple(np.round(m.pbrMetallicRoughness.baseColorFactor, 5)) for m in pygltflib.GLTF2().load(str(horse)).materials}
+    colors = load_skinned_gltf(horse).mesh.colors
+    loaded = {tuple(c) for c in np.round(colors.astype(np.float64), 5)}
+    assert len(loaded) >= 2 and loaded <= factors                  # one flat colour per material
+    mesh = load_skinned_gltf(fox).mesh
+    assert mesh.texture.shape == (1024, 1024, 3) and mesh.texture.dtype == np.uint8
+    assert mesh.uvs.shape == (mesh.num_vertices, 2) and mesh.colors is None
