@@ -139,7 +139,7 @@ def build_bird(rng: np.random.Generator, body_id: str) -> Body:
         for name, start_chord, end_chord in (("elbow", 1.0, 0.9), ("wrist", 0.9, 0.75), ("wingtip", 0.75, 0.35)):
             b = bone(rig, f"{side}_{name}")
             seg = float(np.linalg.norm(rig.bone_tails[b] - rig.bone_heads[b]))
-            parts.append(ellipsoid_on_bone(rig, b, f"{side}_wing_{name}", (0.5 * chord * (start_chord + end_chord), thin, 0.55 * seg),
+            parts.append(ellipsoid_on_bone(rig, b, f"{side}_wing_{name}", (0.5 * chord * (start_chord + end_chord), thin, 0.62 * seg),
                                            c["wing"], at=0.5, lateral_hint=(0, 1, 0),
                                            blend_head=0.04 if name != "elbow" else 0.0, blend_tail=0.04 if name != "wingtip" else 0.0))
         parts += [
