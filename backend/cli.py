@@ -93,7 +93,7 @@ def rig_mesh_command(
 @app.command("demo")
 def demo_command(
     out: Path = typer.Option(Path("out/demo"), "-o", "--out", help="Bundle folder to write."),
-    example: str = typer.Option("humanoid", help="Which built-in example body to rig (a folder in examples/)."),
+    example: str = typer.Option("humanoid", help="Which built-in example body to rig: humanoid or quadruped."),
     json_lines: bool = JSON_OPTION,
     debug: bool = DEBUG_OPTION,
 ) -> None:
@@ -101,7 +101,7 @@ def demo_command(
     from .pipeline.rig_mesh import RigMeshOptions, rig_mesh
 
     folder = EXAMPLES / example
-    options = RigMeshOptions(markers=str(folder / "markers.json"))
+    options = RigMeshOptions(markers=str(folder / "joints.json"))
     _run_job(lambda progress: rig_mesh(folder / "mesh.glb", out, options, progress), json_lines=json_lines, debug=debug)
 
 

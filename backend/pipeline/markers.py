@@ -4,6 +4,9 @@ JSON, in the mesh's own coordinates as Blender shows them (Z up):
     {"keypoints": [[x, y, z], ...],            # K >= 2 points
      "names": ["hips", ...],                   # optional, K names
      "edges": [[i, j], ...]}                   # optional: known bones; else the skeleton is inferred
+A joints file of a synthetic body (training/synthetic: "joints_body" + "parents" + "names") is read the same way,
+its parent links becoming the edges, so the example bodies and synthetic samples can be rigged from their true
+joints.
 "edges" becomes an adjacency with weight 1 on the listed pairs and 0 elsewhere, so the MST follows them; without
 edges every pair gets the same weight and the tree is the distance MST.
 """
@@ -35,6 +38,10 @@ def load_markers(path: str | os.PathLike) -> Markers:
         raise KeyDiffError("unreadable_file", f"cannot read marker file {path}: {exc.strerror}") from exc
     except ValueError as exc:
         raise KeyDiffError("unreadable_file", f"{path.name} is not valid JSON: {exc}") from exc
+    if isinstance(doc, dict) and "joints_body" in doc and "parents" in doc:
+        parents = doc["parents"]
+        doc = {"keypoints": doc["joints_body"], "names": doc.get("names"),
+               "edges": [[child, parent] for child, parent in enumerate(parents) if parent >= 0]}
     if not isinstance(doc, dict) or "keypoints" not in doc:
         raise KeyDiffError("invalid_keypoints", f"{path.name} needs a 'keypoints' list of [x, y, z] points")
     try:
