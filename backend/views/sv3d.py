@@ -78,12 +78,17 @@ def _reporter(progress: Progress | None) -> Progress:
     return progress or (lambda stage, fraction, message: None)
 
 
-def _prepare_out_dir(out_dir: Path) -> Path:
+def _check_out_dir(out_dir: Path) -> None:
+    """Refuse, before any work, to replace a folder that is not an earlier generate output."""
     if out_dir.exists() and not (out_dir.is_dir() and (not any(out_dir.iterdir()) or (out_dir / "generate.json").is_file())):
         raise KeyDiffError(
             "output_not_writable",
             f"output {str(out_dir)!r} exists and is not an earlier generate output; choose a new or empty folder",
         )
+
+
+def _prepare_out_dir(out_dir: Path) -> Path:
+    _check_out_dir(out_dir)
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -136,6 +141,7 @@ def run_generate(
         raise KeyDiffError("invalid_argument", f"elevation={elevation}; expected degrees in (-90, 90), SV3D default 10")
     if feature_views < 0:
         raise KeyDiffError("invalid_argument", f"feature_views={feature_views}; expected 0 or more")
+    _check_out_dir(out_dir)
 
     if models is None:
         report("load", 0.0, "loading SV3D-p")
