@@ -10,6 +10,8 @@ A split is one `.npz` file (the "keydiff3d.kpviews" layout) so a training run re
     joints       float32 [N, J, 3]        ground-truth joints in the canonical frame (evaluation only; may be absent)
     groups       str     [N]              clip / subject / breed id, so evaluation can hold out whole groups
     categories   str     [N]              e.g. "humanoid"
+    joint_names  str     [J]              (optional) lets evaluation swap left/right joints for mirror-min
+    joint_scale  float32 [N]              (optional) metres per canonical unit, so errors can be reported in mm
 
 Training never reads `joints`: the method is unsupervised.
 """
@@ -28,6 +30,7 @@ import torch
 from backend.errors import KeyDiffError
 
 VIEWS_FORMAT = "keydiff3d.kpviews"
+OPTIONAL_ARRAYS = ("joints", "groups", "categories", "joint_names", "joint_scale")
 
 
 @dataclass
@@ -40,6 +43,8 @@ class ViewsSplit:
     joints: np.ndarray | None = None  # [N, J, 3] float32
     groups: np.ndarray | None = None  # [N] str
     categories: np.ndarray | None = None  # [N] str
+    joint_names: np.ndarray | None = None  # [J] str
+    joint_scale: np.ndarray | None = None  # [N] float32, metres per canonical unit
 
     def __post_init__(self) -> None:
         n, v = self.images.shape[:2]
@@ -67,7 +72,8 @@ class ViewsSplit:
             raise KeyDiffError("invalid_argument", f"the data has orbit frames {self.frames.tolist()}, not {missing}")
         keep = [position[f] for f in frames]
         return ViewsSplit(self.images[:, keep], self.masks[:, keep], self.projections[:, keep], self.image_size,
-                          np.asarray(frames, dtype=np.int64), self.joints, self.groups, self.categories)
+                          np.asarray(frames, dtype=np.int64), self.joints, self.groups, self.categories,
+                          self.joint_names, self.joint_scale)
 
 
 def save_views(split: ViewsSplit, path: str | Path) -> None:
@@ -76,7 +82,7 @@ def save_views(split: ViewsSplit, path: str | Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = dict(format=np.array(VIEWS_FORMAT), images=split.images, masks=split.masks, projections=split.projections.astype(np.float32),
                   image_size=np.asarray(split.image_size, dtype=np.int64), frames=split.frames.astype(np.int64))
-    for name in ("joints", "groups", "categories"):
+    for name in OPTIONAL_ARRAYS:
         value = getattr(split, name)
         if value is not None:
             arrays[name] = value
@@ -99,7 +105,7 @@ def load_views(path: str | Path) -> ViewsSplit:
         data = np.load(path, allow_pickle=False)
         if str(data["format"]) != VIEWS_FORMAT:
             raise KeyDiffError("unreadable_file", f"{path} is not a {VIEWS_FORMAT} file")
-        optional = {name: (data[name] if name in data.files else None) for name in ("joints", "groups", "categories")}
+        optional = {name: (data[name] if name in data.files else None) for name in OPTIONAL_ARRAYS}
         return ViewsSplit(data["images"], data["masks"], data["projections"], tuple(int(x) for x in data["image_size"]),
                           data["frames"], **optional)
     except KeyDiffError:
