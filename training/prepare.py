@@ -21,7 +21,10 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 
@@ -106,6 +109,47 @@ def prepare(
             json.dump(summary["failures"], handle, indent=1)
         os.replace(tmp, report)
     return summary
+
+
+@dataclass
+class PreparedItem:
+    """One finished cache item, restricted to its feature views (the keypoint network's V views)."""
+
+    name: str
+    layers: dict  # tap name -> [V, C_l, h_l, w_l] float16 (SV3DFeatures.maps)
+    images: np.ndarray  # [V, S, S, 3] uint8, the generated views of the feature frames (input view first)
+    masks: np.ndarray  # [V, S, S] bool
+    projections: np.ndarray  # [V, 3, 4] P = K[R|t] of those views (backend.cameras convention)
+    frames: list[int]  # [V] orbit frames
+
+
+def load_prepared(out: Path) -> list[PreparedItem]:
+    """Every finished item of a cache, as the `sv3d` backbone's training input (sorted by name).
+
+    The views are those whose features were captured, in the features' order, so layer v, image v and
+    projection v describe the same orbit frame.
+    """
+    from backend.cameras import stack_cameras
+    from backend.views.sv3d_features import FEATURES_FILENAME, load_features
+    from backend.views.viewset import ViewSet
+
+    items = []
+    for item_dir in sorted(p for p in Path(out).iterdir() if p.is_dir() and is_finished(p)):
+        features = load_features(item_dir / FEATURES_FILENAME)
+        views = ViewSet.load(item_dir / "views")
+        positions = [int(np.flatnonzero(views.frames == f)[0]) for f in features.frames]
+        chosen = views.subset(positions)
+        items.append(
+            PreparedItem(
+                name=item_dir.name,
+                layers=features.maps,
+                images=chosen.images,
+                masks=chosen.masks,
+                projections=stack_cameras(chosen.cameras).projection,
+                frames=list(features.frames),
+            )
+        )
+    return items
 
 
 def main(argv: list[str] | None = None) -> int:
