@@ -1,11 +1,11 @@
 """Synthetic dataset generation rate (samples per minute) and the docs' contact sheet of generated bodies.
 
-Writes a real dataset (default: 20 samples, 4 per category, 21 views at 256 px, CMU mocap for humans when
+Writes a real dataset (default: 24 samples, 4 per category, 21 views at 256 px, CMU mocap for humans when
 ../shared/data/mocap exists) into a temporary folder, times it end to end and per stage (build + pose,
 render, files), then redraws docs/images/synthetic_contact_sheet.png from a few of the rendered samples.
 Results: benchmarks/results/synthetic.json.
 
-    .venv/bin/python benchmarks/synthetic.py [--n 20] [--size 256]
+    .venv/bin/python benchmarks/synthetic.py [--n 24] [--size 256]
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def contact_sheet(out: Path, record: dict, per_category: int = 1) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=20, help="samples to generate (round-robin over categories)")
+    parser.add_argument("--n", type=int, default=24, help="samples to generate (round-robin over categories)")
     parser.add_argument("--size", type=int, default=256, help="render size in pixels")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

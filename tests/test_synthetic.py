@@ -59,6 +59,13 @@ def test_each_category_builds_a_valid_rig_and_closed_skinned_mesh(category: str)
         assert _joints_inside_some_part(mesh, part_of_vertex, body.rig.joints).all()   # no floating skeleton
 
 
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_every_body_of_a_category_has_the_same_skeleton(category: str) -> None:
+    rigs = [BUILDERS[category](np.random.default_rng([seed, 11]), "b").rig for seed in range(6)]
+    assert len({r.names for r in rigs}) == 1 and len({tuple(r.parents) for r in rigs}) == 1
+    assert len({round(float(np.ptp(r.joints[:, 1])), 6) for r in rigs}) > 1     # but the proportions differ
+
+
 def test_weights_blend_only_near_joints_and_follow_their_part() -> None:
     body = build_humanoid(np.random.default_rng(3), "h")
     mesh, weights, part_of_vertex = skinned_mesh(body)
@@ -144,11 +151,11 @@ def test_random_poses_stay_within_limits_and_move_the_body(category: str) -> Non
 
 
 def test_splits_never_share_clips_or_bodies_and_hold_out_a_fifth() -> None:
-    settings = DatasetSettings(n=500, seed=3, clip_frames=FAKE_CLIPS)
+    settings = DatasetSettings(n=600, seed=3, clip_frames=FAKE_CLIPS)
     specs = plan(settings)
     train = [s for s in specs if s.split == "train"]
     test = [s for s in specs if s.split == "test"]
-    assert len(test) == 100 and len(train) == 400
+    assert len(test) == 120 and len(train) == 480                       # 20 % of each category's 100
     assert {s.body_id for s in train}.isdisjoint({s.body_id for s in test})
     assert {s.body_seed for s in train}.isdisjoint({s.body_seed for s in test})
     train_clips = {s.clip_id for s in train if s.category == "humanoid"}
@@ -301,3 +308,32 @@ def test_generated_meshes_pass_the_gltf_validator(tmp_path) -> None:
     for path in sorted(committed.glob("*/mesh.glb")):
         report = validate_gltf(path)
         assert report.num_errors == 0, report.summary()
+
+
+def test_pack_gives_training_splits_per_category_with_metres_only_for_humans(tmp_path) -> None:
+    from training.data import load_views
+    from training.synthetic.pack import main as pack_main
+
+    settings = DatasetSettings(n=2 * len(CATEGORIES), seed=4, image_size=32, frames=(4, 20, 9),
+                               test_fraction=0.5, clip_frames={})
+    write_dataset(tmp_path / "ds", settings)
+    assert pack_main(["--data", str(tmp_path / "ds"), "--out", str(tmp_path / "packed")]) == 0
+    for category in CATEGORIES:
+        for split in ("train", "test"):
+            views = load_views(tmp_path / "packed" / category / f"{split}.npz")
+            meta = json.loads((tmp_path / "ds" / split / f"{category}_0000{0 if split == 'train' else 1}" /
+                               "joints.json").read_text())
+            assert views.frames.tolist() == [20, 4, 9]                   # input view first
+            assert views.images.shape == (1, 3, 32, 32, 3) and views.image_size == (32, 32)
+            np.testing.assert_allclose(views.joints[0], meta["joints_canonical"], atol=1e-6)
+            assert views.joint_names.tolist() == meta["names"] and views.groups.tolist() == [meta["body_id"]]
+            # the packed projection sends the canonical joints to the same pixels as the sample's camera
+            camera = ViewSet.load(tmp_path / "ds" / split / meta["sample_id"] / "views").cameras[1]
+            homog = np.concatenate([views.joints[0], np.ones((len(views.joints[0]), 1))], axis=1) @ views.projections[0, 0].T
+            np.testing.assert_allclose(homog[:, :2] / homog[:, 2:], project(views.joints[0], camera)[0], atol=1e-3)
+            if category == "humanoid":
+                to_canonical = np.asarray(meta["body_to_canonical"])
+                assert views.joint_scale[0] == pytest.approx(1.0 / to_canonical[0, 0], rel=1e-6)
+            else:
+                assert views.joint_scale is None
+    assert pack_main(["--data", str(tmp_path / "ds"), "--out", str(tmp_path / "p2"), "--views", "20", "5"]) == 2

@@ -1,9 +1,11 @@
-"""Procedural non-human bodies: quadrupeds, birds, limbless chains (snakes) and many-legged bodies.
+"""Procedural non-human bodies: quadrupeds, birds, limbless chains (snakes), many-legged spiders and insects.
 
 All face -Y with Z up and their left side at +X, in arbitrary body units (about 1 = body length); the
 canonical transform rescales them anyway. Joint names say left/right and front/back so evaluation tools can
-read a skeleton without knowing the generator. Each builder also states its pose limits: degrees about the
-rest x (left-right), y (back-front) and z (up) axes; unnamed bones stay rigid.
+read a skeleton without knowing the generator. Every body of a category has the same joints (names and
+tree), so a category's poses can be stacked and regressed; only proportions, thickness and colours vary.
+Each builder also states its pose limits: degrees about the rest x (left-right), y (back-front) and z (up)
+axes; unnamed bones stay rigid.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from .body import Body, Part, capsule_on_bone, ellipsoid_on_bone
 from .palette import bone, pose_limits, random_colors, rig_from_table
 
 SIDES = (("left", 1.0), ("right", -1.0))
+SNAKE_SEGMENTS = 12
 
 
 def build_quadruped(rng: np.random.Generator, body_id: str) -> Body:
@@ -162,8 +165,12 @@ def build_bird(rng: np.random.Generator, body_id: str) -> Body:
 
 
 def build_snake(rng: np.random.Generator, body_id: str) -> Body:
-    """A limbless chain: head, 8-14 body segments tapering to a tail tip; lies along +Y, head at -Y."""
-    segments = int(rng.integers(8, 15))
+    """A limbless chain: head, neck and 12 body segments tapering to a tail tip; lies along +Y, head at -Y.
+
+    The segment count is fixed so every snake has the same 14 joints (evaluation regresses a fixed skeleton);
+    thickness, head size, taper and colours vary.
+    """
+    segments = SNAKE_SEGMENTS
     length = 1.0
     radius = rng.uniform(0.025, 0.05)
     seg_len = length / segments
@@ -193,12 +200,21 @@ def build_snake(rng: np.random.Generator, body_id: str) -> Body:
     # Snakes bend side to side (about z) much more than up and down (about x).
     rules = {name: ((-12, -5, -40), (12, 5, 40)) for name in rig.bone_names[1:]}
     rules["neck"] = ((-30, -5, -30), (20, 5, 30))
-    return Body("snake", body_id, rig, tuple(parts), pose_limits(rig, rules), extras={"segments": segments})
+    return Body("snake", body_id, rig, tuple(parts), pose_limits(rig, rules))
 
 
-def build_manylegged(rng: np.random.Generator, body_id: str) -> Body:
-    """Spider (4 leg pairs) or insect (3 pairs plus antennae): each leg base, knee, ankle, tip."""
-    pairs = int(rng.choice([3, 4]))
+def build_spider(rng: np.random.Generator, body_id: str) -> Body:
+    """Many-legged, spider-like: 4 leg pairs, no antennae; 35 joints."""
+    return _build_manylegged(rng, body_id, "spider", pairs=4)
+
+
+def build_insect(rng: np.random.Generator, body_id: str) -> Body:
+    """Many-legged, insect-like: 3 leg pairs and two antennae; 29 joints."""
+    return _build_manylegged(rng, body_id, "insect", pairs=3)
+
+
+def _build_manylegged(rng: np.random.Generator, body_id: str, category: str, pairs: int) -> Body:
+    """Thorax, head, abdomen; each leg base, knee, ankle, tip (two categories so each has one skeleton)."""
     thorax_r = rng.uniform(0.08, 0.12)
     abdomen = rng.uniform(0.12, 0.25)
     leg_scale = rng.uniform(0.7, 1.3)
@@ -241,7 +257,7 @@ def build_manylegged(rng: np.random.Generator, body_id: str) -> Body:
     ]
     if pairs == 3:
         for side, _ in SIDES:
-            parts.append(capsule_on_bone(rig, bone(rig, f"antenna_{side}"), f"antenna_{side}", 0.5 * leg_r, 0.3 * leg_r,
+            parts.append(capsule_on_bone(rig, bone(rig, f"antenna_{side}"), f"antenna_{side}", 0.8 * leg_r, 0.6 * leg_r,
                                          c["legs"], start=0.2))
     rules = {"head": ((-10, -5, -15), (10, 5, 15)), "abdomen": ((-20, -10, -20), (20, 10, 20))}
     for side, sx in SIDES:
@@ -260,4 +276,4 @@ def build_manylegged(rng: np.random.Generator, body_id: str) -> Body:
             rules[f"{leg}_knee"] = ((-10, -20, -25), (10, 20, 25))                # raise (about y), swing (about z)
             rules[f"{leg}_ankle"] = ((-10, -25, -10), (10, 25, 10))
             rules[f"{leg}_tip"] = ((-10, -20, -10), (10, 20, 10))
-    return Body("manylegged", body_id, rig, tuple(parts), pose_limits(rig, rules), extras={"leg_pairs": pairs})
+    return Body(category, body_id, rig, tuple(parts), pose_limits(rig, rules))

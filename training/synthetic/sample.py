@@ -29,7 +29,7 @@ from backend.mesh import Mesh
 from backend.rig import Rig, SkinWeights
 from backend.views.render import RenderSettings, render_views
 
-from .animals import build_bird, build_manylegged, build_quadruped, build_snake
+from .animals import build_bird, build_insect, build_quadruped, build_snake, build_spider
 from .body import Body, skinned_mesh
 from .bvh import BvhClip
 from .humanoid import build_humanoid
@@ -37,10 +37,10 @@ from .poses import apply_pose, mocap_rotations, random_pose_rotations
 
 SAMPLE_FORMAT = "keydiff3d.synthetic_sample"
 SAMPLE_VERSION = 1
-CATEGORIES: tuple[str, ...] = ("humanoid", "quadruped", "bird", "snake", "manylegged")
+CATEGORIES: tuple[str, ...] = ("humanoid", "quadruped", "bird", "snake", "spider", "insect")
 BUILDERS: dict[str, Callable[[np.random.Generator, str], Body]] = {
     "humanoid": build_humanoid, "quadruped": build_quadruped, "bird": build_bird, "snake": build_snake,
-    "manylegged": build_manylegged,
+    "spider": build_spider, "insect": build_insect,
 }
 YAW_JITTER_DEG = 15.0
 
