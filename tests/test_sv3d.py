@@ -203,6 +203,19 @@ def test_bad_images_are_rejected_before_any_model_runs():
         sample_orbit(models, torch.rand(3, 32, 32) * 2, polars, azimuths, steps=1)
 
 
+def test_attention_slicing_gives_the_same_output_as_sdpa():
+    from backend.views.sv3d_models import enable_attention_slicing
+
+    unet = tiny_sv3d_models(seed=4).unet
+    g = torch.Generator().manual_seed(2)
+    args = (torch.randn(1, 4, 8, 8, 8, generator=g), 0.7, torch.randn(1, 1, 32, generator=g), torch.randn(1, 4, 40, generator=g))
+    with torch.no_grad():
+        sdpa = sv3d_unet_forward(unet, *args)
+        enable_attention_slicing(unet, 1)
+        sliced = sv3d_unet_forward(unet, *args)
+    torch.testing.assert_close(sliced, sdpa, atol=1e-4, rtol=1e-4)
+
+
 # --- feature capture ----------------------------------------------------------------------------------------
 
 

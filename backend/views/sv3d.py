@@ -36,6 +36,7 @@ from backend.views.sv3d_conditioning import orbit_polars_azimuths
 from backend.views.sv3d_features import FEATURES_FILENAME
 from backend.views.sv3d_models import SV3DModels, load_sv3d_models
 from backend.views.sv3d_sampler import (
+    DEFAULT_DECODE_CHUNK,
     DEFAULT_STEPS,
     DEFAULT_TAU,
     FeatureRequest,
@@ -72,6 +73,31 @@ def white_background_masks(images: np.ndarray) -> np.ndarray:  # [N, H, W] bool
         keep = np.flatnonzero(sizes >= 0.01 * sizes.max()) + 1
         out[n] = np.isin(labels, keep)
     return out
+
+
+def terminal_progress(stream=None) -> Progress:
+    """A `progress` callback drawing one tqdm bar per stage on stderr (what `keydiff3d generate` shows)."""
+    import sys
+
+    from tqdm import tqdm
+
+    state: dict = {"stage": None, "bar": None}
+
+    def update(stage: str, fraction: float, message: str) -> None:
+        if stage != state["stage"]:
+            if state["bar"] is not None:
+                state["bar"].close()
+            state["stage"] = stage
+            state["bar"] = tqdm(total=100, desc=stage, file=stream or sys.stderr, leave=stage == "write",
+                                bar_format="{desc:>10} {bar} {n_fmt}% {postfix}")
+        bar = state["bar"]
+        bar.n = int(round(100 * max(0.0, min(1.0, fraction))))
+        bar.set_postfix_str(message, refresh=False)
+        bar.refresh()
+        if stage == "write" and fraction >= 1.0:
+            bar.close()
+
+    return update
 
 
 def _reporter(progress: Progress | None) -> Progress:
@@ -123,6 +149,9 @@ def run_generate(
     frame_ratio: float = DEFAULT_FRAME_RATIO,
     background: Background = "auto",
     offload: bool = False,
+    forward_chunking: bool = False,
+    attention_slice: int | None = None,
+    decode_chunk: int = DEFAULT_DECODE_CHUNK,
     check_orbit: bool = True,
     models: SV3DModels | None = None,
 ) -> GenerateResult:
@@ -131,6 +160,9 @@ def run_generate(
     weights: a diffusers-layout folder or hub id (default: $KEYDIFF3D_SV3D_WEIGHTS, else
     chenguolin/sv3d-diffusers); ignored when `models` is given (prepare.py loads once for many photos).
     feature_views: how many views get decoder features (input + evenly spread; 0 = none).
+    Memory savers for small GPUs (docs/sv3d.md, "VRAM"): offload (only the running model on the GPU),
+    forward_chunking, attention_slice (heads per slice), decode_chunk (frames per VAE decode, sgm's
+    decoding_t; 1-4 on 12-16 GB cards).
     progress(stage, fraction, message) is called as work advances (stages: preprocess, load, encode,
     denoise, decode, check, write).
     """
@@ -145,7 +177,9 @@ def run_generate(
 
     if models is None:
         report("load", 0.0, "loading SV3D-p")
-        models = load_sv3d_models(weights, device=device, offload=offload)
+        models = load_sv3d_models(
+            weights, device=device, offload=offload, forward_chunking=forward_chunking, attention_slice=attention_slice
+        )
     if models.num_frames != ORBIT_FRAMES:
         raise KeyDiffError(
             "missing_weights", f"the UNet is configured for {models.num_frames} frames; SV3D-p makes {ORBIT_FRAMES}"
@@ -169,6 +203,7 @@ def run_generate(
         steps=steps,
         seed=seed,
         features=request,
+        decode_chunk=decode_chunk,
         progress=report,
     )
 
@@ -216,6 +251,8 @@ def run_generate(
                 "frame_ratio": frame_ratio,
                 "background": prepared.background,
                 "image_size": image_size,
+                "decode_chunk": decode_chunk,
+                "offload": models.offload,
                 "device": str(models.device),
                 "dtype": str(models.dtype).replace("torch.", ""),
             },

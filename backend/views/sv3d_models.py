@@ -150,12 +150,15 @@ def load_sv3d_models(
     dtype: torch.dtype | None = None,
     offload: bool = False,
     forward_chunking: bool = False,
+    attention_slice: int | None = None,
 ) -> SV3DModels:
     """Load SV3D-p from a diffusers-layout folder or hub id (see `backend.weights.locate_weights`).
 
     On CUDA the UNet and CLIP run in fp16 by default (≈3.05 GB + 1.26 GB of weights), attention uses
     PyTorch SDPA (diffusers' default processor), `offload` keeps only the running model on the GPU, and
-    `forward_chunking` splits the transformer feed-forwards (lower peak memory, a little slower).
+    `forward_chunking` splits the transformer feed-forwards (lower peak memory, a little slower) and
+    `attention_slice` computes attention a few heads at a time (only useful where SDPA has no
+    memory-efficient kernel, e.g. old GPUs; see `enable_attention_slicing`).
     """
     source = locate_weights(
         weights,
@@ -191,12 +194,24 @@ def load_sv3d_models(
     check_sv3d_p(unet, str(folder))
     if forward_chunking:
         unet.enable_forward_chunking()
+    if attention_slice:
+        enable_attention_slicing(unet, attention_slice)
     models = SV3DModels(unet, vae, image_encoder, scheduler, dev, dtype, offload, source.requested)
     for module in (unet, vae, image_encoder):
         module.eval().requires_grad_(False)
         if not offload:
             module.to(dev)
     return models
+
+
+def enable_attention_slicing(unet: UNetSpatioTemporalConditionModel, slice_size: int) -> None:
+    """Replace every attention processor by diffusers' SlicedAttnProcessor (same result, less peak memory
+    without a memory-efficient SDPA kernel). The default processor is AttnProcessor2_0, i.e. PyTorch SDPA."""
+    from diffusers.models.attention_processor import SlicedAttnProcessor
+
+    if int(slice_size) < 1:
+        raise KeyDiffError("invalid_argument", f"attention slice size {slice_size}; expected a positive number of heads")
+    unet.set_attn_processor(SlicedAttnProcessor(int(slice_size)))
 
 
 def save_sv3d_models(models: SV3DModels, folder: str | os.PathLike) -> Path:
