@@ -188,7 +188,7 @@ def build_snake(rng: np.random.Generator, body_id: str) -> Body:
     c = random_colors(rng, ("scales", "pattern", "head"))
     head_size = radius * rng.uniform(1.2, 1.7)
     parts: list[Part] = [
-        ellipsoid_on_bone(rig, bone(rig, "neck"), "skull", (head_size, 1.6 * head_size, 0.8 * head_size), c["head"],
+        ellipsoid_on_bone(rig, bone(rig, "neck"), "skull", (head_size, 0.8 * head_size, 1.6 * head_size), c["head"],
                           at=0.15, direction=(0, -1, 0), blend_tail=radius),
     ]
     for i, name in enumerate(rig.bone_names[1:], start=1):

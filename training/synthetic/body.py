@@ -52,14 +52,10 @@ class Body:
         """The same body uniformly scaled about the origin."""
         rig = Rig(self.rig.joints * factor, self.rig.parents, self.rig.names, self.rig.bone_names,
                   self.rig.bone_deforms)
-        parts = tuple(replace(p, origin=p.origin * factor, size=_scaled_size(p, factor),
+        parts = tuple(replace(p, origin=p.origin * factor, size=np.asarray(p.size, dtype=np.float64) * factor,
                               blend_head=p.blend_head * factor, blend_tail=p.blend_tail * factor,
                               split_width=p.split_width * factor) for p in self.parts)
         return replace(self, rig=rig, parts=parts)
-
-
-def _scaled_size(part: Part, factor: float) -> np.ndarray:
-    return np.asarray(part.size, dtype=np.float64) * factor
 
 
 def capsule_on_bone(rig: Rig, bone: int, name: str, radius_start: float, radius_end: float, color,

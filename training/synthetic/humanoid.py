@@ -32,7 +32,7 @@ ARM_DROP_DEG = 35.0
 
 
 def build_humanoid(rng: np.random.Generator, body_id: str) -> Body:
-    """A random adult: height uniform in 1.5-1.9 m, limb proportions and girth within about +-10 %."""
+    """A random adult: height uniform in 1.5-1.9 m, segment lengths within +-8 %, girth 0.8-1.3 times average."""
     height = rng.uniform(*HEIGHT_RANGE_M)
     jit = lambda lo=0.92, hi=1.08: rng.uniform(lo, hi)  # noqa: E731  (a tiny local sampler)
     girth = rng.uniform(0.8, 1.3)
