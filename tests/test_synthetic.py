@@ -4,6 +4,7 @@ byte-identical output per seed, and true joints that land inside the rendered si
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -337,3 +338,24 @@ def test_pack_gives_training_splits_per_category_with_metres_only_for_humans(tmp
             else:
                 assert views.joint_scale is None
     assert pack_main(["--data", str(tmp_path / "ds"), "--out", str(tmp_path / "p2"), "--views", "20", "5"]) == 2
+
+
+def test_an_interrupted_run_resumes_to_the_same_bytes_and_refuses_other_settings(tmp_path) -> None:
+    out = tmp_path / "ds"
+    settings = DatasetSettings(n=3, seed=8, categories=("snake", "insect", "bird"), image_size=32, frames=(20, 7))
+    write_dataset(out, settings)
+    finished = _tree_bytes(out)
+    assert "index.json" in finished and "plan.json" not in finished
+    # simulate a crash after the first sample: the plan is still there, later samples are missing
+    (out / "index.json").rename(out / "plan.json")
+    for row in json.loads((out / "plan.json").read_text())["samples"][1:]:
+        shutil.rmtree(out / row["path"])
+    with pytest.raises(KeyDiffError) as err:
+        write_dataset(out, settings)
+    assert "--resume" in err.value.message
+    with pytest.raises(KeyDiffError) as err:
+        write_dataset(out, replace(settings, seed=9), resume=True)
+    assert "other settings" in err.value.message
+    done = []
+    write_dataset(out, settings, resume=True, progress=done.append)
+    assert len(done) == 3 and _tree_bytes(out) == finished

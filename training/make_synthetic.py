@@ -43,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--supersample", type=int, default=1, help="anti-aliasing rays per pixel side (1-4)")
     parser.add_argument("--depths", action="store_true", help="also write depth maps (views/depths.npz)")
     parser.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty folder")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run with the same arguments (finished samples are kept)")
     return parser.parse_args(argv)
 
 
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             clip_frames={key: clip.num_frames for key, clip in clips.items()},
         )
         with tqdm(total=args.n, unit="sample", desc="synthetic") as bar:
-            record = write_dataset(args.out, settings, clips, overwrite=args.overwrite,
+            record = write_dataset(args.out, settings, clips, overwrite=args.overwrite, resume=args.resume,
                                    progress=lambda spec: bar.update(1))
     except KeyDiffError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -3,7 +3,8 @@
 Layout on disk:
 
     DIR/index.json                      settings, splits (clips, body ids, sample ids), one row per sample,
-                                        and the CMU acknowledgement when motion capture was used
+                                        and the CMU acknowledgement when motion capture was used; present
+                                        only once the dataset is complete (plan.json while it is written)
     DIR/<split>/<sample_id>/            one sample, see `training.synthetic.sample`
 
 Splits keep test data unseen: motion clips are assigned whole to train or test (default test clip: CMU
@@ -156,26 +157,51 @@ def index_record(settings: DatasetSettings, specs: Sequence[SampleSpec]) -> dict
 
 
 def write_dataset(out: str | Path, settings: DatasetSettings, clips: dict[str, BvhClip] | None = None,
-                  overwrite: bool = False, progress=None) -> dict:
+                  overwrite: bool = False, resume: bool = False, progress=None) -> dict:
     """Write every planned sample, then index.json; returns the index record.
 
-    `progress(spec)` is called after each sample (the CLI passes a tqdm update). A folder that already holds
-    a dataset is refused unless `overwrite` (then its sample folders are replaced one by one).
+    The plan goes to `plan.json` first and becomes `index.json` once every sample is written, so an
+    index means a complete dataset. `resume` continues an interrupted run with the same settings (samples
+    are deterministic and written atomically, so finished ones are kept). A non-empty folder is otherwise
+    refused unless `overwrite` (its sample folders are then replaced one by one). `progress(spec)` is
+    called after each sample (the CLI passes a tqdm update).
     """
     out = Path(out)
     specs = plan(settings)
+    record = index_record(settings, specs)
     if out.exists() and any(out.iterdir()) and not overwrite:
-        raise KeyDiffError("invalid_argument", f"output folder {out} is not empty; pass --overwrite to replace it")
+        previous = _previous_plan(out)
+        if not resume:
+            hint = "--resume to continue it or " if previous is not None else ""
+            raise KeyDiffError("invalid_argument", f"output folder {out} is not empty; pass {hint}--overwrite")
+        if previous != json.loads(json.dumps(record)):
+            raise KeyDiffError("invalid_argument", f"cannot resume {out}: it was started with other settings "
+                                                   f"(or is not a synthetic dataset); pass --overwrite")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KeyDiffError("output_not_writable", f"cannot create {out}: {exc.strerror}") from exc
+    _write_json_atomic(out / "plan.json", record)
     render_settings = RenderSettings(supersample=settings.supersample)
     for spec in specs:
-        sample = build_sample(spec, clips)
-        write_sample(sample, out / spec.split / spec.sample_id, settings.image_size, settings.frames,
-                     render_settings, depths=settings.depths)
+        folder = out / spec.split / spec.sample_id
+        if not (resume and (folder / "joints.json").is_file()):
+            write_sample(build_sample(spec, clips), folder, settings.image_size, settings.frames,
+                         render_settings, depths=settings.depths)
         if progress is not None:
             progress(spec)
-    record = index_record(settings, specs)
-    _write_json_atomic(out / "index.json", record)
+    os.replace(out / "plan.json", out / "index.json")
     return record
+
+
+def _previous_plan(out: Path) -> dict | None:
+    """The plan of an earlier run in `out` (finished: index.json, interrupted: plan.json), if readable."""
+    for name in ("plan.json", "index.json"):
+        try:
+            return json.loads((out / name).read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+    return None
 
 
 def _write_json_atomic(path: Path, record: dict) -> None:
@@ -183,6 +209,7 @@ def _write_json_atomic(path: Path, record: dict) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         with os.fdopen(fd, "w") as handle:
             handle.write(json.dumps(record, indent=1, sort_keys=True) + "\n")
+        os.chmod(tmp, 0o644)                                 # mkstemp makes it private; datasets are shared
         os.replace(tmp, path)
     except OSError as exc:
         raise KeyDiffError("output_not_writable", f"cannot write {path}: {exc}") from exc
