@@ -1,11 +1,11 @@
 """Synthetic dataset generation rate (samples per minute) and the docs' contact sheet of generated bodies.
 
-Writes a real dataset (default: 24 samples, 4 per category, 21 views at 256 px, CMU mocap for humans when
-../shared/data/mocap exists) into a temporary folder, times it end to end and per stage (build + pose,
-render, files), then redraws docs/images/synthetic_contact_sheet.png from a few of the rendered samples.
+Writes a real dataset (default: 24 samples, 4 per category, 21 views, at 256 px and again at 128 px; CMU
+mocap for humans when ../shared/data/mocap exists) into a temporary folder, times it end to end and per stage
+(build + pose, render), then redraws docs/images/synthetic_contact_sheet.png from a few of the rendered samples.
 Results: benchmarks/results/synthetic.json.
 
-    .venv/bin/python benchmarks/synthetic.py [--n 24] [--size 256]
+    .venv/bin/python benchmarks/synthetic.py [--n 24] [--sizes 256 128]
 """
 
 from __future__ import annotations
@@ -70,48 +70,61 @@ def contact_sheet(out: Path, record: dict, per_category: int = 1) -> np.ndarray:
     return np.concatenate(rows, axis=0)
 
 
+def timed_run(settings: DatasetSettings, clips: dict, out: Path) -> tuple[dict, dict]:
+    """Write one dataset into `out`; returns (timings, index record)."""
+    per_category: dict[str, list[float]] = {c: [] for c in CATEGORIES}
+    last = [time.perf_counter()]
+
+    def tick(spec) -> None:
+        now = time.perf_counter()
+        per_category[spec.category].append(now - last[0])
+        last[0] = now
+
+    start = time.perf_counter()
+    record = write_dataset(out, settings, clips, progress=tick)
+    total = time.perf_counter() - start
+    disk = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    timings = {
+        "image_size": settings.image_size, "views": len(settings.frames), "n": settings.n,
+        "seconds_total": round(total, 2), "samples_per_minute": round(60.0 * settings.n / total, 1),
+        "seconds_per_sample_by_category": {c: round(float(np.mean(v)), 3) for c, v in per_category.items() if v},
+        "median_stage_seconds": stage_times(settings, clips, count=len(CATEGORIES)),
+        "bytes_per_sample": int(disk / settings.n),
+    }
+    print(json.dumps(timings))
+    return timings, record
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=24, help="samples to generate (round-robin over categories)")
-    parser.add_argument("--size", type=int, default=256, help="render size in pixels")
+    parser.add_argument("--n", type=int, default=24, help="samples per run (round-robin over categories)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 128], help="render sizes, one run each; "
+                        "the first one draws the contact sheet")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     info = machine()
     clips = load_clips(sorted(MOCAP.glob("*.bvh"))) if MOCAP.is_dir() else {}
-    settings = DatasetSettings(n=args.n, seed=args.seed, image_size=args.size, test_fraction=0.2,
-                               clip_frames={k: c.num_frames for k, c in clips.items()})
-    stages = stage_times(settings, clips, count=len(CATEGORIES))
+    runs = []
     with tempfile.TemporaryDirectory(prefix="synthetic-bench-") as tmp:
-        out = Path(tmp) / "ds"
-        per_category: dict[str, list[float]] = {c: [] for c in CATEGORIES}
-        last = [time.perf_counter()]
-
-        def tick(spec) -> None:
-            now = time.perf_counter()
-            per_category[spec.category].append(now - last[0])
-            last[0] = now
-
-        start = time.perf_counter()
-        record = write_dataset(out, settings, clips, progress=tick)
-        total = time.perf_counter() - start
-        disk = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-        SHEET.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(contact_sheet(out, record)).save(SHEET, optimize=True)
+        for size in args.sizes:
+            settings = DatasetSettings(n=args.n, seed=args.seed, image_size=size,
+                                       clip_frames={k: c.num_frames for k, c in clips.items()})
+            timings, record = timed_run(settings, clips, Path(tmp) / f"ds{size}")
+            runs.append(timings)
+            if size == args.sizes[0]:
+                SHEET.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(contact_sheet(Path(tmp) / f"ds{size}", record)).save(SHEET, optimize=True)
     result = {
-        "benchmark": "training/synthetic: write a dataset end to end (build, pose, render 21 views, PNGs, glb)",
+        "benchmark": "training/synthetic: write a dataset end to end (build, pose, render all 21 orbit views, "
+                     "PNGs, rigged glb, joints)",
         "date": datetime.date.today().isoformat(),
         "command": " ".join([os.path.relpath(sys.executable), *sys.argv]),
         "machine": info,
-        "settings": {"n": args.n, "image_size": args.size, "views": len(settings.frames), "seed": args.seed,
-                     "categories": list(settings.categories), "mocap_clips": sorted(clips)},
-        "seconds_total": round(total, 2),
-        "samples_per_minute": round(60.0 * args.n / total, 1),
-        "seconds_per_sample_by_category": {c: round(float(np.mean(v)), 3) for c, v in per_category.items() if v},
-        "median_stage_seconds": stages,
-        "bytes_per_sample": int(disk / args.n),
+        "settings": {"seed": args.seed, "categories": list(CATEGORIES), "mocap_clips": sorted(clips),
+                     "supersample": 1, "depths": False},
+        "runs": runs,
         "contact_sheet": str(SHEET.relative_to(REPO)),
     }
-    print(json.dumps(result, indent=2))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = RESULTS.with_suffix(".json.tmp")
     tmp_path.write_text(json.dumps(result, indent=2) + "\n")
