@@ -11,17 +11,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trimesh
+from scipy.spatial.transform import Rotation
 
 from backend.cameras import DEFAULT_FIT_RADIUS, DEFAULT_HALF_SIZE, project
 from backend.errors import KeyDiffError
+from backend.export.gltf_reader import load_skinned_gltf
+from backend.export.gltf_validate import has_gltf_validator, validate_gltf
 from backend.views.viewset import ViewSet
+from training.data import load_views
 from training.make_synthetic import main as make_synthetic_main
 from training.synthetic.body import skinned_mesh
 from training.synthetic.bvh import read_bvh
 from training.synthetic.dataset import DatasetSettings, load_clips, plan, write_dataset
+from training.synthetic.examples import EXAMPLES
+from training.synthetic.examples import main as write_examples
 from training.synthetic.humanoid import H36M_JOINTS, HEIGHT_RANGE_M, build_humanoid
 from training.synthetic.poses import apply_pose, mocap_rotations, random_pose_rotations
 from training.synthetic.retarget import BONE_SOURCES, CMU_INDEX, cmu_motion, retarget_world_rotations
+from training.synthetic.pack import main as pack_main
 from training.synthetic.sample import BUILDERS, CATEGORIES, SampleSpec, build_sample
 
 FAKE_CLIPS = {"cmu_01_01": 2752, "cmu_01_14": 2339, "cmu_02_01": 344, "cmu_scaled_131_01": 995}
@@ -143,7 +150,6 @@ def test_random_poses_stay_within_limits_and_move_the_body(category: str) -> Non
     moved = []
     for seed in range(4):
         rotations = random_pose_rotations(body, np.random.default_rng(seed))
-        from scipy.spatial.transform import Rotation
         angles = Rotation.from_matrix(rotations).as_euler("xyz", degrees=True)
         assert (angles >= body.pose_limits[:, 0] - 1e-6).all() and (angles <= body.pose_limits[:, 1] + 1e-6).all()
         posed = apply_pose(body, mesh.vertices, weights, rotations)
@@ -236,8 +242,6 @@ def test_true_joints_project_inside_the_masks(tmp_path) -> None:
 
 
 def test_sample_files_describe_the_same_body(tmp_path, shared_data) -> None:
-    from backend.export.gltf_reader import load_skinned_gltf
-
     record = _tiny_dataset(tmp_path / "ds", seed=2, shared=True)
     assert record["mocap_acknowledgement"].startswith("The data used in this project was obtained from mocap.cs.cmu.edu")
     human = next(r for r in record["samples"] if r["category"] == "humanoid")
@@ -286,8 +290,6 @@ def test_command_line_writes_a_dataset_and_refuses_a_non_empty_folder(tmp_path, 
 
 
 def test_committed_examples_are_what_the_generator_writes(tmp_path) -> None:
-    from training.synthetic.examples import EXAMPLES, main as write_examples
-
     committed = Path(__file__).resolve().parents[1] / "examples"
     assert write_examples(["--out", str(tmp_path)]) == 0
     for name, category, _ in EXAMPLES:
@@ -301,8 +303,6 @@ def test_committed_examples_are_what_the_generator_writes(tmp_path) -> None:
 
 
 def test_generated_meshes_pass_the_gltf_validator(tmp_path) -> None:
-    from backend.export.gltf_validate import has_gltf_validator, validate_gltf
-
     if not has_gltf_validator():
         pytest.skip("the Khronos glTF validator (npm) is not installed")
     committed = Path(__file__).resolve().parents[1] / "examples"
@@ -312,9 +312,6 @@ def test_generated_meshes_pass_the_gltf_validator(tmp_path) -> None:
 
 
 def test_pack_gives_training_splits_per_category_with_metres_only_for_humans(tmp_path) -> None:
-    from training.data import load_views
-    from training.synthetic.pack import main as pack_main
-
     settings = DatasetSettings(n=2 * len(CATEGORIES), seed=4, image_size=32, frames=(4, 20, 9),
                                test_fraction=0.5, clip_frames={})
     write_dataset(tmp_path / "ds", settings)
