@@ -2,8 +2,9 @@
 
 Joint order and meaning follow the 17-joint H36M list used for evaluation (reference/keypoints.md §2):
 pelvis, right hip/knee/ankle, left hip/knee/ankle, spine, thorax, neck, head (top of the head), left
-shoulder/elbow/wrist, right shoulder/elbow/wrist. Feet and hands have no joint of their own in that list, so
-they ride rigidly on the shin and forearm bones. Rest pose: arms 35 degrees below horizontal, legs straight.
+shoulder/elbow/wrist, right shoulder/elbow/wrist. Our "neck" sits at the base of the skull (H36M's
+"Neck/Nose" marker is a little higher and forward). Feet and hands have no joint of their own in that list,
+so they ride rigidly on the shin and forearm bones. Rest pose: arms 35 degrees below horizontal, legs straight.
 """
 
 from __future__ import annotations
