@@ -50,10 +50,12 @@ def write_cutout(path: Path, box=(10, 20, 50, 70), size=(80, 100)) -> Path:
 def test_generate_writes_21_views_masks_cameras_and_features(tmp_path, tiny_weights):
     photo = write_cutout(tmp_path / "photo.png")
     stages = []
-    result = run_generate(
-        photo, tmp_path / "out", weights=tiny_weights, steps=2, seed=0, device="cpu",
-        progress=lambda stage, fraction, message: stages.append(stage),
-    )
+
+    class Recorder:  # the shape of backend.progress objects the CLI passes
+        def stage(self, name, fraction=0.0, message=""):
+            stages.append(name)
+
+    result = run_generate(photo, tmp_path / "out", weights=tiny_weights, steps=2, seed=0, device="cpu", progress=Recorder())
     out = tmp_path / "out"
     views = ViewSet.load(out / "views")
     assert len(views) == 21 and views.size == (32, 32) and views.frames.tolist() == list(range(21))

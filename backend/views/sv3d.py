@@ -41,6 +41,7 @@ from backend.views.sv3d_sampler import (
     DEFAULT_TAU,
     FeatureRequest,
     Progress,
+    as_progress_callback,
     default_feature_frames,
     sample_orbit,
 )
@@ -73,35 +74,6 @@ def white_background_masks(images: np.ndarray) -> np.ndarray:  # [N, H, W] bool
         keep = np.flatnonzero(sizes >= 0.01 * sizes.max()) + 1
         out[n] = np.isin(labels, keep)
     return out
-
-
-def terminal_progress(stream=None) -> Progress:
-    """A `progress` callback drawing one tqdm bar per stage on stderr (what `keydiff3d generate` shows)."""
-    import sys
-
-    from tqdm import tqdm
-
-    state: dict = {"stage": None, "bar": None}
-
-    def update(stage: str, fraction: float, message: str) -> None:
-        if stage != state["stage"]:
-            if state["bar"] is not None:
-                state["bar"].close()
-            state["stage"] = stage
-            state["bar"] = tqdm(total=100, desc=stage, file=stream or sys.stderr, leave=stage == "write",
-                                bar_format="{desc:>10} {bar} {n_fmt}% {postfix}")
-        bar = state["bar"]
-        bar.n = int(round(100 * max(0.0, min(1.0, fraction))))
-        bar.set_postfix_str(message, refresh=False)
-        bar.refresh()
-        if stage == "write" and fraction >= 1.0:
-            bar.close()
-
-    return update
-
-
-def _reporter(progress: Progress | None) -> Progress:
-    return progress or (lambda stage, fraction, message: None)
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -142,7 +114,7 @@ def run_generate(
     elevation: float = 10.0,
     seed: int = 0,
     device: str | None = None,
-    progress: Progress | None = None,
+    progress: Progress | object | None = None,
     feature_views: int = 4,
     tau: float = DEFAULT_TAU,
     radius: float = DEFAULT_RADIUS,
@@ -163,11 +135,11 @@ def run_generate(
     Memory savers for small GPUs (docs/sv3d.md, "VRAM"): offload (only the running model on the GPU),
     forward_chunking, attention_slice (heads per slice), decode_chunk (frames per VAE decode, sgm's
     decoding_t; 1-4 on 12-16 GB cards).
-    progress(stage, fraction, message) is called as work advances (stages: preprocess, load, encode,
-    denoise, decode, check, write).
+    progress: a `backend.progress` object (its `.stage(name, fraction, message)` is called) or a plain
+    callable (stage, fraction, message); stages: load, preprocess, encode, denoise, decode, check, write.
     """
     started = time.perf_counter()
-    report = _reporter(progress)
+    report = as_progress_callback(progress)
     out_dir = Path(out_dir)
     if not -90.0 < float(elevation) < 90.0:
         raise KeyDiffError("invalid_argument", f"elevation={elevation}; expected degrees in (-90, 90), SV3D default 10")

@@ -47,6 +47,15 @@ DEFAULT_DECODE_CHUNK = 14  # sgm's decoding_t
 Progress = Callable[[str, float, str], None]  # (stage, fraction in [0, 1], message)
 
 
+def as_progress_callback(progress) -> Progress:
+    """Accept a `backend.progress` object (with `.stage(name, fraction, message)`), a callable, or None."""
+    if progress is None:
+        return lambda stage, fraction, message: None
+    if hasattr(progress, "stage"):
+        return lambda stage, fraction, message: progress.stage(stage, fraction, message)
+    return progress
+
+
 @dataclass(frozen=True)
 class FeatureRequest:
     """Which views' decoder features to keep, and at which noise level."""
@@ -130,7 +139,7 @@ def sample_orbit(
     max_guidance: float = SV3D_MAX_GUIDANCE,
     features: FeatureRequest | None = None,
     decode_chunk: int = DEFAULT_DECODE_CHUNK,
-    progress: Progress | None = None,
+    progress: Progress | object | None = None,
     feature_meta: dict | None = None,
 ) -> OrbitSample:
     """Generate one orbit video with SV3D-p; see the module doc for the loop. Deterministic for a seed."""
@@ -147,7 +156,7 @@ def sample_orbit(
         bad = [f for f in features.frames if not 0 <= f < num_frames]
         if bad or not features.frames:
             raise KeyDiffError("invalid_argument", f"feature frames {list(features.frames)}; expected indices in 0..{num_frames - 1}")
-    report = progress or (lambda stage, fraction, message: None)
+    report = as_progress_callback(progress)
     generator = torch.Generator("cpu").manual_seed(int(seed))
 
     # Conditioning (sgm: CLIP sees the clean image, the VAE the image plus cond_aug pixel noise).
