@@ -37,9 +37,12 @@ def sugar_regularize(gs: GaussianSet, views: TrainViews, cfg: FrostingConfig,
         set_lr(optimizer, "means", exp_decay(cfg.warmup_iters + step, cfg.warmup_iters + cfg.sugar_iters,
                                              cfg.lr_means, cfg.lr_means_final) * extent)
         if step == entropy_steps:
-            keep = gs.opacities.detach() >= cfg.prune_opacity
-            if keep.sum() >= cfg.regularity_knn:
-                edit(gs, optimizer, keep.nonzero().squeeze(1))
+            opac = gs.opacities.detach()
+            keep = (opac >= cfg.prune_opacity).nonzero().squeeze(1)
+            min_keep = max(cfg.regularity_knn, len(gs) // 4)
+            if len(keep) < min_keep:     # a too-short warm-up: keep the most opaque quarter instead
+                keep = torch.topk(opac, min(min_keep, len(gs))).indices
+            edit(gs, optimizer, keep)
         if step >= entropy_steps and (neighbours is None or (step - entropy_steps) % cfg.knn_every == 0):
             neighbours = knn(gs.means, gs.means, cfg.regularity_knn)
         view = int(torch.randint(len(views), (1,), generator=gen))
