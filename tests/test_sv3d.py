@@ -320,6 +320,8 @@ def test_missing_or_incomplete_weights_give_one_message_saying_where_to_get_and_
 def test_a_diffusers_layout_folder_loads_into_the_stock_classes(tmp_path):
     original = tiny_sv3d_models(seed=9, num_frames=ORBIT_FRAMES)
     save_sv3d_models(original, tmp_path / "tiny")
+    config_path = tmp_path / "tiny" / "unet" / "config.json"  # named as in chenguolin/sv3d-diffusers
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "_class_name": "SV3DUNetSpatioTemporalConditionModel"}))
     loaded = load_sv3d_models(tmp_path / "tiny", device="cpu")
     for a, b in ((original.unet, loaded.unet), (original.vae, loaded.vae), (original.image_encoder, loaded.image_encoder)):
         sa, sb = a.state_dict(), b.state_dict()
