@@ -186,3 +186,19 @@ def test_torchrun_with_two_processes_trains_and_checkpoints(toy_data, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(read_losses(out / "log.csv")) == [1, 2, 3, 4]
     assert (out / "model.pt").is_file()
+
+
+@needs_weights
+def test_a_time_limit_stops_early_and_still_ships_a_loadable_model(toy_data, tmp_path):
+    import json
+
+    from backend.keypoints import load_keypoint_model
+    from training.config import TrainConfig
+    from training.train import train
+
+    config = TrainConfig.from_dict(tiny_config_dict(toy_data, tmp_path / "timed", steps=1000, max_minutes=1e-6))
+    rows = train(config, progress=False)
+    assert len(rows) == 1
+    summary = json.loads((tmp_path / "timed" / "summary.json").read_text())
+    assert summary["stopped_by_time_limit"] and summary["steps"] == 1
+    assert load_keypoint_model(tmp_path / "timed" / "model.pt").config.num_keypoints == 6

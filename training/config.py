@@ -25,6 +25,7 @@ class DataConfig:
 @dataclass
 class TrainSettings:
     steps: int = 4000
+    max_minutes: float = 0.0  # > 0: stop (and save model.pt) once this much wall time has passed
     batch_size: int = 2
     lr: float = 1e-4  # keypoint network (AdamW)
     recon_lr: float = 1e-3  # reconstruction network

@@ -253,12 +253,23 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
                 atomic_torch_save(payload, last)
         if world > 1 and step % settings.checkpoint_every == 0:
             dist.barrier()
+        out_of_time = torch.tensor(float(settings.max_minutes > 0 and time.perf_counter() - began > 60.0 * settings.max_minutes))
+        if world > 1:
+            dist.all_reduce(out_of_time)  # rank 0's clock decides for everyone
+        if out_of_time.item() > 0 and step < end:
+            if rank == 0:
+                payload = model_payload(model.net, config, step)
+                payload.update(recon=model.recon.state_dict(), optimizer=optimizer.state_dict(),
+                               rng={"torch": torch.get_rng_state(), "numpy": np.random.get_state()})
+                atomic_torch_save(payload, last)
+            end = step
+            break
     if rank == 0:
-        if end == settings.steps:
+        if end == settings.steps or end < (settings.steps if stop_after is None else min(settings.steps, stop_after)):
             atomic_torch_save(model_payload(model.net, config, end), out_dir / "model.pt")
-            summary = {"steps": settings.steps, "world_size": world, "threads": settings.num_threads,
+            summary = {"steps": end, "planned_steps": settings.steps, "stopped_by_time_limit": end < settings.steps, "world_size": world, "threads": settings.num_threads,
                        "train_seconds_this_process": time.perf_counter() - began, "machine": platform.processor() or platform.machine(),
-                       "final_loss": rows[-1]["loss"] if rows else None}
+                       "final_loss": rows[-1]["loss"] if rows else None, "steps_per_s": rows[-1]["steps_per_s"] if rows else None}
             (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         log.close()
         if bar is not None:
