@@ -17,7 +17,7 @@ POLL_INTERVAL = 0.1   # seconds between polls: lines are small, a faster loop on
 _HINTS = {
     BACKEND_MISSING: "check the backend Python in the add-on preferences",
     BACKEND_CRASHED: "see the system console for the backend's log",
-    "missing_weights": "see the add-on preferences (Check backend)",
+    "missing_weights": "Check Backend in the add-on preferences shows what is found",
 }
 
 

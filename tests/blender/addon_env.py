@@ -52,3 +52,11 @@ def emit(result: dict) -> None:
 
 def fresh_scene() -> None:
     bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def run_operator(operator, **kwargs) -> tuple[list[str], str]:
+    """(outcome, error report): in background Blender an operator's ERROR report comes back as RuntimeError."""
+    try:
+        return sorted(operator(**kwargs)), ""
+    except RuntimeError as exc:
+        return ["CANCELLED"], str(exc)

@@ -1,0 +1,199 @@
+"""The Blender extension inside the bpy 5.0.1 wheel, headless: registration, bundle import, Rig Selected Mesh.
+
+Each check runs a script from tests/blender/ in a child process (bpy is slow to import and must not share a
+process with torch), with HOME set to a throwaway folder so no user configuration is read or written. Inputs are
+prepared here with backend code; the add-on itself never imports the backend.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+
+from conftest import REPO, SHARED_DATA
+
+pytest.importorskip("bpy", reason="the bpy wheel (bpy==5.0.1) is not installed")
+
+from backend.export.gltf_reader import load_skinned_gltf  # noqa: E402
+from backend.pipeline.markers import save_markers  # noqa: E402
+from backend.pipeline.rig_mesh import RigMeshOptions, rig_mesh  # noqa: E402
+
+BLENDER_SCRIPTS = REPO / "tests" / "blender"
+RESULT_PREFIX = "KEYDIFF3D_RESULT "
+FOX = SHARED_DATA / "rigs" / "Fox.glb"
+CHARACTER = SHARED_DATA / "rigs" / "platformer_game_pack_Character.glb"
+
+
+def run_in_blender(script: str, *args: str, home: Path, timeout: float = 300) -> dict:
+    env = {**os.environ, "HOME": str(home), "HF_HUB_OFFLINE": "1", "TMPDIR": str(home / "tmp")}
+    (home / "tmp").mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([sys.executable, str(BLENDER_SCRIPTS / script), *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=home)
+    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    assert done.returncode == 0 and lines, f"{script} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return json.loads(lines[-1][len(RESULT_PREFIX):])
+
+
+def bar_with_markers(folder: Path) -> tuple[trimesh.Trimesh, Path]:
+    """A bent 'leg' (vertical bar, three joints) as a procedural stand-in that needs no shared data."""
+    folder.mkdir(parents=True, exist_ok=True)
+    bar = trimesh.creation.box(extents=(0.2, 0.2, 2.0)).subdivide().subdivide().subdivide()
+    bar.apply_translation((0, 0, 1.0))
+    markers = folder / "markers.json"
+    save_markers(markers, [[0, 0, 2.0], [0, 0, 1.0], [0, 0, 0.0]], edges=[[0, 1], [1, 2]])
+    return bar, markers
+
+
+def rig_mesh_config(folder: Path, vertices, faces, markers: Path, scenarios: list[str]) -> Path:
+    np.savez(folder / "mesh.npz", vertices=np.asarray(vertices), faces=np.asarray(faces))
+    config = {"mesh": str(folder / "mesh.npz"), "markers": str(markers), "python": sys.executable,
+              "scenarios": scenarios}
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder / "config.json"
+
+
+def character_config(folder: Path, path: Path, scenarios: list[str]) -> Path:
+    """The character's mesh and, as markers, its own joints (the keypoints an ideal network would give)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    asset = load_skinned_gltf(path)
+    edges = [[int(p), i] for i, p in enumerate(asset.skeleton_parents) if p >= 0]
+    save_markers(folder / "markers.json", asset.skeleton_joints, edges=edges)
+    return rig_mesh_config(folder, asset.mesh.vertices, asset.mesh.faces, folder / "markers.json", scenarios)
+
+
+# --- registration and packaging ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def registration(tmp_path_factory) -> dict:
+    home = tmp_path_factory.mktemp("home_registration")
+    built = subprocess.run([sys.executable, str(REPO / "scripts" / "build_extension.py"), "--output-dir",
+                            str(home / "dist")], capture_output=True, text=True, timeout=120)
+    assert built.returncode == 0, built.stderr
+    return run_in_blender("check_registration.py", str(home / "dist" / "keydiff3d_addon-0.1.0.zip"), home=home)
+
+
+def test_extension_registers_and_unregisters_twice_without_leftovers(registration) -> None:
+    for cycle in registration["cycles"]:
+        enabled, disabled = cycle["enabled"], cycle["disabled"]
+        assert len(enabled["types"]) == 7 and enabled["preferences"] and enabled["scene_settings"]
+        assert enabled["progress"] and enabled["import_menu"] and enabled["load_handlers"] == 1
+        assert disabled == {"types": [], "preferences": False, "scene_settings": False, "progress": False,
+                            "import_menu": False, "load_handlers": 0}
+
+
+def test_built_zip_installs_from_disk_and_enables_as_an_extension(registration) -> None:
+    installed = registration["zip"]
+    assert installed["outcome"] == ["FINISHED"] and installed["enabled"]
+    assert len(installed["registered"]["types"]) == 7
+    assert installed["after_disable"]["types"] == []
+
+
+# --- File > Import > KeyDiff3D Bundle ------------------------------------------------------------------------------
+def bundle_sources() -> list:
+    params = [pytest.param("bar", id="procedural-bar")]
+    params.append(pytest.param(FOX, id="Fox", marks=pytest.mark.skipif(not FOX.is_file(), reason="no shared data")))
+    return params
+
+
+@pytest.fixture(scope="module", params=bundle_sources())
+def imported(request, tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("bundle_src")
+    if request.param == "bar":
+        bar, markers = bar_with_markers(folder)
+        bar.export(folder / "bar.ply")
+        mesh_path = folder / "bar.ply"
+    else:
+        character_config(folder, request.param, [])
+        mesh_path, markers = request.param, folder / "markers.json"
+    bundle = rig_mesh(mesh_path, folder / "bundle", RigMeshOptions(markers=str(markers)))
+    return run_in_blender("check_import.py", str(bundle), home=tmp_path_factory.mktemp("home_import"))
+
+
+def test_imported_bones_have_the_rigs_heads_tails_and_parents(imported) -> None:
+    assert imported["outcome"] == ["FINISHED"]
+    assert imported["bone_names_equal"] and imported["parents_equal"]
+    assert imported["head_error"] <= 1e-5 and imported["tail_error"] <= 1e-5
+
+
+def test_imported_vertex_groups_hold_exactly_the_bundles_weights(imported) -> None:
+    assert imported["vertex_count"][0] == imported["vertex_count"][1]
+    assert imported["weight_error"] <= 1e-6
+
+
+def test_import_leaves_mesh_and_armature_bound_in_one_collection_and_the_armature_in_pose_mode(imported) -> None:
+    assert imported["collection_objects"] == ["ARMATURE", "MESH"]
+    assert imported["modifiers"][0][0] == "ARMATURE" and imported["parent_is_armature"]
+    assert (imported["active_type"], imported["mode"]) == ("ARMATURE", "POSE")
+
+
+def test_rotating_one_pose_bone_moves_exactly_the_vertices_weighted_to_it(imported) -> None:
+    assert imported["moved_without_weight"] == 0
+    assert imported["strongly_weighted_not_moved"] == 0 and imported["moved_count"] > 0
+    assert imported["pose_error_relative"] < 1e-5      # the depsgraph's result equals linear blend skinning
+
+
+def test_a_failure_half_way_through_an_import_leaves_no_data_behind(imported) -> None:
+    failed = imported["failed_import"]
+    assert failed["outcome"] == ["CANCELLED"] and "simulated failure" in failed["report"]
+    assert failed["counts_unchanged"] and failed["mode"] == "OBJECT"
+
+
+# --- Rig Selected Mesh with the real backend -----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def procedural_runs(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("rig_selected_bar")
+    bar, markers = bar_with_markers(folder)
+    config = rig_mesh_config(folder, bar.vertices, bar.faces, markers, ["empties", "kill", "network", "missing_python"])
+    return run_in_blender("check_rig_selected.py", str(config), home=tmp_path_factory.mktemp("home_rs"))
+
+
+def check_bound_in_place(run: dict) -> None:
+    assert run["outcome"] == ["FINISHED"], run["report"]
+    assert run["armature_type"] == "ARMATURE" and run["active_is_armature"] and run["mode"] == "POSE"
+    assert run["matrix_change"] == 0.0 and run["materials_kept"] and run["keep_me_weight"] == pytest.approx(0.75)
+    assert run["first_modifier"] == ["ARMATURE", True]
+    assert run["new_groups"] == run["deforming_bones"] > 0
+    assert run["rest_unchanged"] < 1e-4 and run["folders_left"] == []
+    assert run["moved"] > 0 and run["moved_without_influence"] == 0
+
+
+def test_rig_selected_mesh_from_marker_empties_binds_the_original_object_in_place(procedural_runs) -> None:
+    check_bound_in_place(procedural_runs["empties"])
+
+
+def test_killing_the_backend_mid_run_reports_once_and_leaves_the_scene_as_it_was(procedural_runs) -> None:
+    killed = procedural_runs["kill"]
+    assert killed["killed_after_hello"]
+    assert killed["report"][0] == "ERROR" and "backend_crashed" in killed["report"][1]
+    assert killed["unchanged"] and killed["folders_left"] == [] and killed["active_cleared"]
+
+
+def test_a_backend_error_is_one_clear_report_and_adds_nothing(procedural_runs) -> None:
+    failed = procedural_runs["network"]
+    assert failed["outcome"] == ["CANCELLED"] and "[missing_weights]" in failed["report"]
+    assert failed["unchanged"] and failed["folders_left"] == []
+
+
+def test_a_missing_backend_interpreter_is_one_clear_report_and_adds_nothing(procedural_runs) -> None:
+    failed = procedural_runs["missing_python"]
+    assert failed["outcome"] == ["CANCELLED"] and "no_such_python" in failed["report"]
+    assert "preferences" in failed["report"] and failed["unchanged"] and failed["folders_left"] == []
+
+
+@pytest.mark.parametrize("character", [
+    pytest.param(FOX, id="Fox"),
+    pytest.param(CHARACTER, id="platformer-Character", marks=pytest.mark.slow),
+])
+def test_rig_selected_mesh_on_a_real_character_poses_it_with_the_real_backend(character, tmp_path_factory) -> None:
+    if not character.is_file():
+        pytest.skip(f"{character.name} is not in ../shared/data/rigs")
+    folder = tmp_path_factory.mktemp(f"rig_selected_{character.stem}")
+    config = character_config(folder, character, ["rig"])
+    run = run_in_blender("check_rig_selected.py", str(config), home=tmp_path_factory.mktemp("home_char"))["rig"]
+    check_bound_in_place(run)
