@@ -149,12 +149,13 @@ def weld_by_position(vertices: np.ndarray, faces: np.ndarray, tolerance: float):
 
 
 def _cell_keys(cells: np.ndarray) -> np.ndarray:
-    """[N] one int64 per integer grid cell [N, 3] (1-D unique is several times faster than unique(axis=0))."""
+    """[N] one int64 per integer grid cell [N, 3] (1-D unique is several times faster than unique(axis=0));
+    when the grid is too large to number in int64, the cells' rank in lexicographic order."""
     cells = cells.astype(np.int64)
     cells -= cells.min(axis=0)
     dims = cells.max(axis=0) + 1
     if float(dims[0]) * float(dims[1]) * float(dims[2]) >= 2.0**62:
-        raise KeyDiffError("invalid_mesh", "the mesh spans too many weld cells: coordinates differ by over 1e6 × tolerance")
+        return np.unique(cells, axis=0, return_inverse=True)[1].reshape(-1)
     return (cells[:, 0] * dims[1] + cells[:, 1]) * dims[2] + cells[:, 2]
 
 
