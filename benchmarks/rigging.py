@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rigging_bone_heat import bone_heat_weights  # noqa: E402
+from rigging_pictures import comparison_image  # noqa: E402
 from rigging_skeletons import keypoint_network_skeleton, kmeans_skeleton, skeletor_skeleton  # noqa: E402
 
 from backend.export.gltf_reader import load_skinned_gltf  # noqa: E402
@@ -46,6 +47,9 @@ from backend.skinning_improved import skin_weights  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT / ".." / "shared" / "data" / "rigs"
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "rigging.json"
+DEFAULT_PICTURE = ROOT / "docs" / "images" / "rigging_skinning_comparison.png"
+PICTURE_CHARACTERS = ("animals_pack_Horse.glb", "easy_enemies_pack_Spider.glb", "platformer_game_pack_Character.glb")
+PICTURE_POSE = 0
 SKINNING = ("eq9", "improved", "bone_heat", "rigid")
 MIN_VERTICES, MIN_BONES = 100, 3
 
@@ -57,19 +61,21 @@ def main() -> None:
     parser.add_argument("--deform", choices=("artist", "all"), default="artist")
     parser.add_argument("--no-bone-heat", action="store_true", help="skip Blender (no bpy in this interpreter)")
     parser.add_argument("--no-skeletons", action="store_true")
+    parser.add_argument("--no-speed", action="store_true", help="skip timing eq9 / improved on 200k x 50")
+    parser.add_argument("--picture", type=Path, default=DEFAULT_PICTURE, help="'' to skip")
     args = parser.parse_args()
     files = sorted(p for p in args.data.glob("*") if p.suffix.lower() in (".glb", ".gltf"))
     if not files:
         raise SystemExit(f"no .glb/.gltf files in {args.data}")
 
-    characters, skipped = {}, {}
+    characters, skipped, picture_rows = {}, {}, []
     for path in files:
         asset = load_skinned_gltf(path)
         if asset.mesh.num_vertices < MIN_VERTICES or int(asset.rig.bone_deforms.sum()) < MIN_BONES:
             skipped[path.name] = f"toy: {asset.mesh.num_vertices} vertices, {int(asset.rig.bone_deforms.sum())} bones"
             continue
         print(f"{path.name}: {asset.mesh.num_vertices} vertices", file=sys.stderr, flush=True)
-        characters[path.name] = score_character(asset, args)
+        characters[path.name] = score_character(asset, args, picture_rows if path.name in PICTURE_CHARACTERS else None)
     result = {
         "benchmark": "rigging quality against artist rigs (skeleton metrics, skinning on the true skeleton)",
         "date": datetime.date.today().isoformat(),
@@ -89,7 +95,10 @@ def main() -> None:
         "skipped": skipped,
         "characters": characters,
         "mean": _means(characters),
+        "speed": None if args.no_speed else _speed(),
     }
+    if str(args.picture) and picture_rows:
+        result["picture"] = str(comparison_image(picture_rows, args.picture).relative_to(ROOT))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1))
@@ -97,7 +106,7 @@ def main() -> None:
     print(json.dumps(result["mean"], indent=1))
 
 
-def score_character(asset, args) -> dict:
+def score_character(asset, args, picture_rows: list | None = None) -> dict:
     to_unit = unit_cube_transform(asset.mesh.vertices)
     vertices = apply_transform(to_unit, asset.mesh.vertices)
     rig = asset.rig.transformed(to_unit)
@@ -119,7 +128,7 @@ def score_character(asset, args) -> dict:
         out["skeleton"] = skeletons
 
     poses = benchmark_poses(rig)
-    skinning = {}
+    skinning, dense_weights = {}, {"artist": true}
     for method in SKINNING:
         start = time.perf_counter()
         if method == "bone_heat":
@@ -130,9 +139,30 @@ def score_character(asset, args) -> dict:
         else:
             dense, extra = skin_weights(method, vertices, asset.mesh.faces, rig).to_dense().astype(np.float64), {}
         seconds = time.perf_counter() - start
+        dense_weights[method] = dense
         scores = skinning_metrics(vertices, rig, dense, true, poses=poses)
         skinning[method] = {**scores.to_dict(), "seconds": round(seconds, 3), **extra}
     out["skinning"] = skinning
+    if picture_rows is not None:
+        picture_rows.append({"name": Path(asset.source).stem, "vertices": vertices, "faces": asset.mesh.faces,
+                             "pose": poses[PICTURE_POSE], "weights": dense_weights})
+    return out
+
+
+def _speed(num_vertices: int = 200_000, num_bones: int = 50, repeats: int = 3) -> dict:
+    """Seconds of eq9 and improved on the skinning benchmark's 200k-vertex, 50-bone mesh (best and median)."""
+    from skinning import make_benchmark_mesh
+
+    mesh, bench_rig = make_benchmark_mesh(num_vertices, num_bones)
+    out = {"mesh": f"benchmarks/skinning.py make_benchmark_mesh({num_vertices}, {num_bones})", "goal_million_pairs_per_second": 20}
+    for method in ("eq9", "improved"):
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            skin_weights(method, mesh.vertices, mesh.faces, bench_rig)
+            times.append(time.perf_counter() - start)
+        out[method] = {"seconds_all": [round(t, 3) for t in times], "seconds_median": round(float(np.median(times)), 3),
+                       "million_pairs_per_second_median": round(num_vertices * num_bones / np.median(times) / 1e6, 1)}
     return out
 
 
