@@ -79,14 +79,15 @@ def _composite_one(proj: Projection, cam: int, colors: Tensor, width: int, heigh
     trans = torch.exp(before - before[seg_start]).to(alpha.dtype)        # exclusive T within the segment
     weights = alpha * trans                                               # [P, T²]
 
+    # one scatter for colour, depth and log-transmittance: [P, T², D + 2] summed into the pair's tile
     num_tiles = tiles_x * tiles_y
-    acc_rgb = torch.zeros(num_tiles, pixels_per_tile, dim, dtype=colors.dtype, device=device)
-    acc_rgb = acc_rgb.index_add(0, pair_tile, weights[:, :, None] * colors[pair_g][:, None, :])
-    acc_depth = torch.zeros(num_tiles, pixels_per_tile, dtype=alpha.dtype, device=device)
-    acc_depth = acc_depth.index_add(0, pair_tile, weights * proj.depths[cam, pair_g][:, None])
-    acc_logt = torch.zeros(num_tiles, pixels_per_tile, dtype=log_t.dtype, device=device)
-    acc_logt = acc_logt.index_add(0, pair_tile, log_t)
-    acc_alpha = (1.0 - torch.exp(acc_logt)).to(alpha.dtype)
+    per_pair = torch.cat([weights[:, :, None] * colors[pair_g][:, None, :],
+                          (weights * proj.depths[cam, pair_g][:, None])[..., None],
+                          log_t.to(alpha.dtype)[..., None]], dim=-1)
+    acc = torch.zeros(num_tiles, pixels_per_tile, dim + 2, dtype=per_pair.dtype, device=device)
+    acc = acc.index_add(0, pair_tile, per_pair)
+    acc_rgb, acc_depth = acc[..., :dim], acc[..., dim]
+    acc_alpha = 1.0 - torch.exp(acc[..., dim + 1])
 
     rgb = _untile(acc_rgb, tiles_x, tiles_y, tile, width, height)
     alpha_img = _untile(acc_alpha[..., None], tiles_x, tiles_y, tile, width, height)
