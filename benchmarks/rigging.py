@@ -14,7 +14,9 @@ For every .glb/.gltf in --data (toys under 100 vertices or 3 deforming bones are
 Deforming bones. glTF has no deform flag: every joint of a skin may carry weight, but game rigs also list
 their control bones (a root motion handle, IK pole targets) as joints with no weight. `--deform artist`
 (default) lets a method bind only to the bones that carry weight in the file (what Blender's Deform checkbox
-said when the artist exported), so skinning is scored alone; `--deform all` lets every joint deform.
+said when the artist exported), so skinning is scored alone, and poses only those bones; the same methods with
+every joint deforming (and posed) are reported beside it under `skinning_all_joints`. `--deform all` makes
+that the main table.
 Per character and averaged under `mean` (e.g. mean.skinning.improved.deformation_error_mean).
 """
 
@@ -128,25 +130,32 @@ def score_character(asset, args, picture_rows: list | None = None) -> dict:
         out["skeleton"] = skeletons
 
     poses = benchmark_poses(rig)
+    out["skinning"], dense_weights = _score_skinning(vertices, asset.mesh.faces, rig, true, poses, args)
+    if args.deform == "artist":     # the same with every joint deforming, for reference
+        all_rig = Rig(rig.joints, rig.parents, rig.names, rig.bone_names, asset.rig.bone_deforms)
+        out["skinning_all_joints"], _ = _score_skinning(vertices, asset.mesh.faces, all_rig, true, benchmark_poses(all_rig), args)
+    if picture_rows is not None:
+        picture_rows.append({"name": Path(asset.source).stem, "vertices": vertices, "faces": asset.mesh.faces,
+                             "pose": poses[PICTURE_POSE], "weights": dense_weights})
+    return out
+
+
+def _score_skinning(vertices, faces, rig, true, poses, args) -> tuple[dict, dict]:
     skinning, dense_weights = {}, {"artist": true}
     for method in SKINNING:
         start = time.perf_counter()
         if method == "bone_heat":
             if args.no_bone_heat:
                 continue
-            heat = bone_heat_weights(vertices, asset.mesh.faces, rig)
+            heat = bone_heat_weights(vertices, faces, rig)
             dense, extra = heat.weights, {"blender_reported_failure": heat.failed, "welded_vertices": heat.welded_vertices}
         else:
-            dense, extra = skin_weights(method, vertices, asset.mesh.faces, rig).to_dense().astype(np.float64), {}
+            dense, extra = skin_weights(method, vertices, faces, rig).to_dense().astype(np.float64), {}
         seconds = time.perf_counter() - start
         dense_weights[method] = dense
         scores = skinning_metrics(vertices, rig, dense, true, poses=poses)
         skinning[method] = {**scores.to_dict(), "seconds": round(seconds, 3), **extra}
-    out["skinning"] = skinning
-    if picture_rows is not None:
-        picture_rows.append({"name": Path(asset.source).stem, "vertices": vertices, "faces": asset.mesh.faces,
-                             "pose": poses[PICTURE_POSE], "weights": dense_weights})
-    return out
+    return skinning, dense_weights
 
 
 def _speed(num_vertices: int = 200_000, num_bones: int = 50, repeats: int = 3) -> dict:
@@ -169,13 +178,13 @@ def _speed(num_vertices: int = 200_000, num_bones: int = 50, repeats: int = 3) -
 def _means(characters: dict) -> dict:
     """Mean of every numeric metric over the characters that have it (skeleton sources, skinning methods)."""
     mean: dict = {"characters": len(characters)}
-    for part in ("skeleton", "skinning"):
+    for part in ("skeleton", "skinning", "skinning_all_joints"):
         names = sorted({m for c in characters.values() for m in c.get(part, {})})
         for name in names:
             rows = [c[part][name] for c in characters.values() if name in c.get(part, {})]
             keys = sorted({k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
             summary = {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys if any(k in r for r in rows)}
-            if part == "skinning":   # the mean hides a single failure; the median and win counts show the typical case
+            if part.startswith("skinning"):   # the mean hides a single failure; the median and win counts show the typical case
                 summary["deformation_error_mean_median"] = float(np.median([r["deformation_error_mean"] for r in rows]))
             summary["characters"] = sum(1 for r in rows if keys and keys[0] in r)
             mean.setdefault(part, {})[name] = summary
