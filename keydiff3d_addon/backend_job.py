@@ -141,7 +141,7 @@ class BackendJob:
 
     def _finish_crashed(self) -> None:
         status = self._process.returncode if self._process else None
-        detail = next((line for line in reversed(self.stderr_tail) if line.strip()), "")
+        detail = _last_meaningful_line(self.stderr_tail)
         if self.reader.hello is None and self.reader.issues:
             detail = f"it does not speak the KeyDiff3D protocol ({self.reader.issues[0].reason}); " + detail
         how = f"was killed by signal {-status}" if status is not None and status < 0 else f"exited with status {status}"
@@ -166,6 +166,15 @@ class BackendJob:
         except subprocess.TimeoutExpired:
             _signal_group(process, signal.SIGKILL if hasattr(signal, "SIGKILL") else signal.SIGTERM)
             process.wait(timeout=5.0)
+
+
+def _last_meaningful_line(lines) -> str:
+    """The last stderr line with words in it, without the box drawing of rich/typer error panels."""
+    for line in reversed(lines):
+        text = line.strip().strip("│╭╮╰╯─ ").strip()
+        if any(ch.isalnum() for ch in text):
+            return text[:300]
+    return ""
 
 
 def _pump_stdout(stream: IO[bytes], lines: queue.Queue) -> None:

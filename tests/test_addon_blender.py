@@ -197,3 +197,79 @@ def test_rig_selected_mesh_on_a_real_character_poses_it_with_the_real_backend(ch
     config = character_config(folder, character, ["rig"])
     run = run_in_blender("check_rig_selected.py", str(config), home=tmp_path_factory.mktemp("home_char"))["rig"]
     check_bound_in_place(run)
+
+
+# --- Image → Rigged Mesh and the modal (UI) path -------------------------------------------------------------------
+def write_shim(path: Path, body: str) -> Path:
+    """An executable that the add-on runs as its 'backend Python' (argv: -m backend rig IMAGE -o OUT --json ...)."""
+    path.write_text(f"#!{sys.executable}\nimport json, os, sys, time\n{body}")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture(scope="module")
+def image_runs(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("image_job")
+    bar, markers = bar_with_markers(folder)
+    bar.export(folder / "bar.ply")
+    log = folder / "shim_argv.json"
+    shim = write_shim(folder / "image_backend", f"""
+args = sys.argv[1:]
+image = args[3]
+json.dump({{"argv": args, "image_exists": os.path.isfile(image), "image_suffix": os.path.splitext(image)[1]}},
+          open({str(log)!r}, "w"))
+out = args[args.index("-o") + 1]
+os.execv({sys.executable!r}, [{sys.executable!r}, "-m", "backend", "rig-mesh", {str(folder / "bar.ply")!r},
+                              "-o", out, "--markers", {str(markers)!r}, "--json"])
+""")
+    slow_shim = write_shim(folder / "slow_backend", """
+print(json.dumps({"type": "hello", "protocol": 1, "version": "slow"}), flush=True)
+print(json.dumps({"type": "progress", "stage": "views", "fraction": 0.2, "message": "orbit"}), flush=True)
+time.sleep(120)
+""")
+    config = folder / "config.json"
+    config.write_text(json.dumps({"python": sys.executable, "shim": str(shim), "shim_log": str(log),
+                                  "slow_shim": str(slow_shim)}))
+    return run_in_blender("check_image_job.py", str(config), home=tmp_path_factory.mktemp("home_image"))
+
+
+def test_image_job_passes_the_image_and_options_and_imports_a_posable_collection(image_runs) -> None:
+    run = image_runs["image_file"]
+    assert run["outcome"] == ["FINISHED"], run["report"]
+    assert run["collection"] == "fox_photo" and run["objects"] == ["ARMATURE", "MESH"]
+    assert (run["active"], run["mode"]) == ("ARMATURE", "POSE") and run["folders_left"] == []
+    sent = image_runs["image_file_argv"]
+    assert sent["argv"][:3] == ["-m", "backend", "rig"] and sent["image_exists"]
+    assert sent["argv"][sent["argv"].index("--seed") + 1] == "7"
+    assert sent["argv"][sent["argv"].index("--preset") + 1] == "cpu_small"
+    assert "--json" in sent["argv"]
+
+
+def test_an_unsaved_blender_image_is_handed_to_the_backend_as_a_png(image_runs) -> None:
+    run = image_runs["blender_image"]
+    assert run["outcome"] == ["FINISHED"], run["report"]
+    assert run["argv"]["image_exists"] and run["argv"]["image_suffix"] == ".png"
+
+
+def test_image_job_failures_are_one_report_and_add_nothing(image_runs) -> None:
+    missing = image_runs["missing_image"]
+    assert missing["outcome"] == ["CANCELLED"] and "nope.png" in missing["report"] and missing["unchanged"]
+    no_job = image_runs["backend_without_image_job"]     # today's backend has no image command
+    assert no_job["outcome"] == ["CANCELLED"] and "backend_crashed" in no_job["report"]
+    assert "No such command 'rig'" in no_job["report"]
+    assert no_job["unchanged"] and no_job["folders_left"] == []
+
+
+def test_modal_operator_shows_progress_then_imports_as_one_finished_step(image_runs) -> None:
+    modal = image_runs["modal"]
+    assert modal["outcome"] == ["FINISHED"] and modal["was_running"] and modal["progress_cleared"]
+    backend_stages = {"load", "keypoints", "skeleton", "skinning", "export"}
+    assert set(modal["stages"]) & backend_stages and modal["folders_left"] == []   # sampled as the timer sees them
+    assert [level for level, _ in modal["reports"]] == [["INFO"]]
+
+
+def test_escape_in_the_modal_operator_cancels_the_backend_and_adds_nothing(image_runs) -> None:
+    modal = image_runs["modal_escape"]
+    assert modal["outcome"] == ["CANCELLED"] and "views" in modal["stages"]
+    assert modal["reports"][0][0] == ["WARNING"] and "cancelled" in modal["reports"][0][1]
+    assert modal["unchanged"] and modal["folders_left"] == [] and modal["progress_cleared"]
