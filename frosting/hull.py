@@ -29,7 +29,7 @@ def carve(views: TrainViews, grid: int, half_size: float, mask_threshold: float 
     """
     axis = (np.arange(grid) + 0.5) / grid * 2 * half_size - half_size
     centres = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1)          # [G, G, G, 3]
-    pts = torch.from_numpy(centres.reshape(-1, 3)).float()
+    pts = torch.from_numpy(centres.reshape(-1, 3)).float().to(views.images.device)
     R, t = views.viewmats[:, :3, :3], views.viewmats[:, :3, 3]
     cam = torch.einsum("cij,nj->cni", R, pts) + t[:, None]                             # [C, P, 3]
     z = cam[..., 2].clamp_min(1e-6)
@@ -41,7 +41,7 @@ def carve(views: TrainViews, grid: int, half_size: float, mask_threshold: float 
     in_mask = torch.gather(views.masks.reshape(len(views), -1), 1, flat) >= mask_threshold
     votes_against = (~inside_img | ~in_mask).sum(0)    # [P]; the object is framed, so off-image = empty
     slack = len(views) // 10 if min_votes is None else len(views) - min_votes
-    occupied = (votes_against <= slack).numpy().reshape(grid, grid, grid)
+    occupied = (votes_against <= slack).cpu().numpy().reshape(grid, grid, grid)
     return occupied, centres
 
 
@@ -60,14 +60,15 @@ def hull_gaussians(views: TrainViews, count: int, sh_degree: int, grid: int = 64
     pick = rng.choice(len(candidates), size=count, replace=len(candidates) < count)
     voxel = 2 * half_size / grid
     pts = candidates[pick] + rng.uniform(-0.5, 0.5, size=(count, 3)) * voxel
-    means = torch.from_numpy(pts).float()
+    device = views.images.device
+    means = torch.from_numpy(pts).float().to(device)
     rgb = _sample_colours(views, means)
     dist = mean_neighbour_distance(means).clamp(max=voxel * 2)
     sh_rest = num_sh_bases(sh_degree) - 1
-    return GaussianSet(means=means, quats=torch.tensor([[1.0, 0, 0, 0]]).repeat(count, 1),
+    return GaussianSet(means=means, quats=torch.tensor([[1.0, 0, 0, 0]], device=device).repeat(count, 1),
                        log_scales=torch.log(dist)[:, None].repeat(1, 3),
-                       opacity_logits=torch.full((count,), math.log(0.1 / 0.9)),
-                       sh0=rgb_to_sh0(rgb)[:, None], shN=torch.zeros(count, sh_rest, 3))
+                       opacity_logits=torch.full((count,), math.log(0.1 / 0.9), device=device),
+                       sh0=rgb_to_sh0(rgb)[:, None], shN=torch.zeros(count, sh_rest, 3, device=device))
 
 
 def _sample_colours(views: TrainViews, means: torch.Tensor) -> torch.Tensor:

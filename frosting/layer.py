@@ -85,7 +85,7 @@ def crossings(gs: GaussianSet, origins: Tensor, normals: Tensor, lo: Tensor, hi:
               k: int = 16) -> tuple[Tensor, Tensor, Tensor]:
     """Along origin + t·n, t ∈ [lo, hi] (21 samples): first and last t where d ≥ level, and whether any."""
     rots, scales = gaussian_frames(gs.quats, gs.log_scales)
-    steps = torch.linspace(0, 1, LEVEL_SAMPLES)
+    steps = torch.linspace(0, 1, LEVEL_SAMPLES, device=origins.device)
     ts = lo[:, None] + (hi - lo)[:, None] * steps[None]                          # [V, S]
     samples = origins[:, None] + ts[..., None] * normals[:, None]                # [V, S, 3]
     nb = knn(gs.means, origins, k)                                               # [V, k]
@@ -94,7 +94,7 @@ def crossings(gs: GaussianSet, origins: Tensor, normals: Tensor, lo: Tensor, hi:
     found = above.any(1)
     first = torch.argmax(above.int(), 1)
     last = LEVEL_SAMPLES - 1 - torch.argmax(above.flip(1).int(), 1)
-    rows = torch.arange(len(origins))
+    rows = torch.arange(len(origins), device=origins.device)
 
     def interp(i_out: Tensor, i_in: Tensor) -> Tensor:
         d_out, d_in = d[rows, i_out], d[rows, i_in]
@@ -109,8 +109,9 @@ def crossings(gs: GaussianSet, origins: Tensor, normals: Tensor, lo: Tensor, hi:
 def estimate_thickness(mesh: Mesh, sugar: GaussianSet, vanilla: GaussianSet, level: float,
                        extent: float) -> tuple[Tensor, Tensor]:
     """Per-vertex (inner, outer) thickness [V] each, ≥ MIN_SIZE · extent."""
-    verts = torch.from_numpy(mesh.vertices).float()
-    normals = vertex_normals(verts, torch.from_numpy(mesh.faces))
+    device = sugar.means.device
+    verts = torch.from_numpy(mesh.vertices).float().to(device)
+    normals = vertex_normals(verts, torch.from_numpy(mesh.faces).to(device))
     rots, scales = gaussian_frames(sugar.quats, sugar.log_scales)
     nb = knn(sugar.means, verts, SMOOTH_NEIGHBOURS)                              # [V, 4]
     along = torch.einsum("vkji,vj->vki", rots[nb], normals) * scales[nb]         # spread along n per neighbour
@@ -136,8 +137,9 @@ def allocate(mesh: Mesh, inner: Tensor, outer: Tensor, vanilla: GaussianSet, cou
              seed: int = 0) -> FrostedGaussians:
     """Spread `count` Gaussians over the prisms: ceil(N / 2F) per cell, the rest ∝ cell volume."""
     gen = torch.Generator().manual_seed(seed)
-    verts = torch.from_numpy(mesh.vertices).float()
-    faces = torch.from_numpy(mesh.faces).long()
+    device = vanilla.means.device
+    verts = torch.from_numpy(mesh.vertices).float().to(device)
+    faces = torch.from_numpy(mesh.faces).long().to(device)
     tri = verts[faces]
     area = 0.5 * torch.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1).norm(dim=-1)
     volume = area * (inner + outer)[faces].mean(1)                                # [F]
@@ -145,16 +147,17 @@ def allocate(mesh: Mesh, inner: Tensor, outer: Tensor, vanilla: GaussianSet, cou
     n_min = math.ceil(count / (2 * n_faces))
     base = torch.arange(n_faces).repeat_interleave(n_min)
     extra = max(count - len(base), 0)
-    drawn = torch.multinomial(volume.clamp_min(1e-12), extra, replacement=True, generator=gen) if extra else \
-        torch.zeros(0, dtype=torch.long)
+    drawn = torch.multinomial(volume.cpu().clamp_min(1e-12), extra, replacement=True, generator=gen) if extra \
+        else torch.zeros(0, dtype=torch.long)
     cells = torch.cat([base, drawn])
     m = len(cells)
     cuts = torch.sort(torch.rand(m, 5, generator=gen), dim=1).values             # uniform on the simplex
     weights = torch.diff(torch.cat([torch.zeros(m, 1), cuts, torch.ones(m, 1)], 1), dim=1).clamp_min(1e-6)
-    layer = FrostedGaussians(verts, faces, inner.float(), outer.float(), cells, torch.log(weights),
-                             torch.tensor([[1.0, 0, 0, 0]]).repeat(m, 1), torch.zeros(m, 3),
-                             torch.full((m,), math.log(0.1 / 0.9)), torch.zeros(m, 1, 3),
-                             torch.zeros(m, vanilla.shN.shape[1], 3))
+    zeros = lambda *shape: torch.zeros(*shape, device=device)
+    layer = FrostedGaussians(verts, faces, inner.float(), outer.float(), cells.to(device),
+                             torch.log(weights).to(device), torch.tensor([[1.0, 0, 0, 0]], device=device).repeat(m, 1),
+                             zeros(m, 3), torch.full((m,), math.log(0.1 / 0.9), device=device), zeros(m, 1, 3),
+                             zeros(m, vanilla.shN.shape[1], 3))
     centres = layer.centres()
     prisms = layer.prisms()[cells]                                                # [M, 6, 3]
     edges = torch.cdist(prisms, prisms).flatten(1).max(1).values                  # longest edge of the cell

@@ -43,8 +43,6 @@ def reconstruct(views: ViewSet, cfg: FrostingConfig, progress: Progress | None =
     progress = progress or SilentProgress()
     if device != "cpu" and not torch.cuda.is_available():
         raise KeyDiffError("invalid_argument", f"device {device!r} requested but CUDA is not available; use 'cpu'")
-    if device != "cpu":   # all stage code follows the device of its tensors
-        torch.set_default_device(device)
     torch.manual_seed(cfg.seed)
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
@@ -58,7 +56,7 @@ def reconstruct(views: ViewSet, cfg: FrostingConfig, progress: Progress | None =
     def bar(name: str):
         return lambda step, total: progress.stage(name, step / total, f"{step}/{total}")
 
-    tv = train_views(views, cfg.resolution)
+    tv = train_views(views, cfg.resolution).to(device)   # every stage follows the device of its tensors
     progress.stage("init", 0.0, "visual hull")
     gs = hull_gaussians(tv, cfg.init_gaussians, cfg.sh_degree, cfg.hull_grid, seed=cfg.seed)
     progress.stage("init", 1.0, f"{len(gs)} Gaussians")

@@ -42,7 +42,7 @@ def warmup(gs: GaussianSet, views: TrainViews, cfg: FrostingConfig,
     gen = torch.Generator().manual_seed(cfg.seed)
     extent = views.extent
     optimizer = make_optimizer(gs, base_lrs(cfg, extent))
-    stats = {"grad": torch.zeros(len(gs)), "count": torch.zeros(len(gs))}
+    stats = _fresh_stats(gs)
     for step in range(cfg.warmup_iters):
         set_lr(optimizer, "means", exp_decay(step, cfg.warmup_iters, cfg.lr_means, cfg.lr_means_final) * extent)
         view = int(torch.randint(len(views), (1,), generator=gen))
@@ -53,7 +53,7 @@ def warmup(gs: GaussianSet, views: TrainViews, cfg: FrostingConfig,
         optimizer.step()
         if cfg.densify_from <= step < cfg.densify_until and (step + 1) % cfg.densify_every == 0:
             densify_and_prune(gs, optimizer, stats, cfg, extent, gen)
-            stats = {"grad": torch.zeros(len(gs)), "count": torch.zeros(len(gs))}
+            stats = _fresh_stats(gs)
         if (step + 1) % cfg.opacity_reset_every == 0 and step + 1 < cfg.densify_until:
             with torch.no_grad():
                 gs.opacity_logits.clamp_(max=math.log(0.01 / 0.99))
@@ -62,11 +62,15 @@ def warmup(gs: GaussianSet, views: TrainViews, cfg: FrostingConfig,
     return gs.detached()
 
 
+def _fresh_stats(gs: GaussianSet) -> dict:
+    return {"grad": torch.zeros_like(gs.opacity_logits.detach()), "count": torch.zeros_like(gs.opacity_logits.detach())}
+
+
 def _accumulate(stats: dict, out, views: TrainViews) -> None:
     grad = out.means2d.grad
     if grad is None:
         return
-    ndc = grad[0] * torch.tensor([views.width / 2.0, views.height / 2.0])     # pixels -> NDC units
+    ndc = grad[0] * torch.tensor([views.width / 2.0, views.height / 2.0], device=grad.device)     # pixels -> NDC units
     vis = out.visible[0]
     stats["grad"][vis] += ndc[vis].norm(dim=-1)
     stats["count"][vis] += 1
@@ -93,7 +97,7 @@ def densify_and_prune(gs: GaussianSet, optimizer, stats: dict, cfg: FrostingConf
     if split.any():
         src = gs.subset(split).detached()
         rot = quat_to_rotmat(src.quats)
-        offsets = (rot @ (torch.randn(len(src), 3, 1, generator=gen) * src.scales[..., None])).squeeze(-1)
+        offsets = (rot @ (torch.randn(len(src), 3, 1, generator=gen).to(src.means) * src.scales[..., None])).squeeze(-1)
         shrink = math.log(1.6)
         moved = GaussianSet(src.means + offsets, src.quats, src.log_scales - shrink, src.opacity_logits,
                             src.sh0, src.shN)
@@ -103,7 +107,7 @@ def densify_and_prune(gs: GaussianSet, optimizer, stats: dict, cfg: FrostingConf
     if new_parts:
         extra = GaussianSet(*[torch.cat([getattr(p, n) for p in new_parts]) for n in
                               ("means", "quats", "log_scales", "opacity_logits", "sh0", "shN")])
-        edit(gs, optimizer, torch.arange(len(gs)), extra)
+        edit(gs, optimizer, torch.arange(len(gs), device=gs.means.device), extra)
     too_big = gs.scales.max(dim=1).values > 0.1 * extent
     faint = gs.opacities < MIN_OPACITY
     keep = ~(too_big | faint)

@@ -81,9 +81,9 @@ def surface_losses(gs: GaussianSet, neighbours: torch.Tensor, out, views: TrainV
     if len(candidates) == 0:
         zero = gs.means.sum() * 0.0
         return zero, zero
-    owner = candidates[torch.randint(len(candidates), (num_samples,), generator=gen)]     # [S]
+    owner = candidates[torch.randint(len(candidates), (num_samples,), generator=gen).to(candidates.device)]
     rots, scales = gaussian_frames(gs.quats, gs.log_scales)
-    eps = torch.randn(num_samples, 3, generator=gen)
+    eps = torch.randn(num_samples, 3, generator=gen).to(gs.means)
     samples = gs.means[owner] + torch.einsum("sij,sj->si", rots[owner],
                                              SAMPLING_SCALE * scales[owner] * eps).detach()
     nb = neighbours[owner]                                                                # [S, k]

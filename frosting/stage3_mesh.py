@@ -47,10 +47,10 @@ def level_set_points(gs: GaussianSet, views: TrainViews, level: float, budget: i
     for view in range(len(views)):
         sub = views.subset([view])
         out = gs.render(sub.viewmats, sub.Ks, views.width, views.height, background=1.0)
-        ok = ((out.alphas[0, ..., 0] > 0.5) & (sub.masks[0] > 0.5)).reshape(-1).nonzero().squeeze(1).numpy()
+        ok = ((out.alphas[0, ..., 0] > 0.5) & (sub.masks[0] > 0.5)).reshape(-1).nonzero().squeeze(1).cpu().numpy()
         if len(ok) == 0:
             continue
-        pick = torch.from_numpy(rng.choice(ok, size=min(per_view, len(ok)), replace=False))
+        pick = torch.from_numpy(rng.choice(ok, size=min(per_view, len(ok)), replace=False)).to(gs.means.device)
         row, col = pick // views.width, pick % views.width
         pix = torch.stack([col + 0.5, row + 0.5, torch.ones_like(col, dtype=torch.float32)], -1).float()
         R, t = sub.viewmats[0, :3, :3], sub.viewmats[0, :3, 3]
@@ -63,7 +63,7 @@ def level_set_points(gs: GaussianSet, views: TrainViews, level: float, budget: i
         unit = torch.nn.functional.normalize(dirs, dim=-1)
         spread = torch.einsum("pij,pj->pi", rots[nb[:, 0]].transpose(1, 2), unit) * scales[nb[:, 0]]
         sigma = spread.norm(dim=-1).clamp_min(1e-4)                                      # σ along the ray
-        steps = torch.linspace(-RANGE_SIGMAS, RANGE_SIGMAS, RAY_SAMPLES)
+        steps = torch.linspace(-RANGE_SIGMAS, RANGE_SIGMAS, RAY_SAMPLES, device=hit.device)
         samples = hit[:, None] + unit[:, None] * (sigma[:, None, None] * steps[None, :, None])   # [P, S, 3]
         d, _, _ = density(samples, nb[:, None].expand(-1, RAY_SAMPLES, -1), gs.means, rots, scales, opac)
         above = d >= level                                                               # [P, S]
@@ -79,9 +79,9 @@ def level_set_points(gs: GaussianSet, views: TrainViews, level: float, budget: i
         normals = torch.nn.functional.normalize(-grad, dim=-1)
         flip = (normals * unit[p_idx]).sum(-1) > 0                                      # must face the camera
         normals[flip] = -normals[flip]
-        pts_all.append(points.numpy())
-        nrm_all.append(normals.numpy())
-        col_all.append(out.colors[0, row[p_idx], col[p_idx]].clamp(0, 1).numpy())
+        pts_all.append(points.cpu().numpy())
+        nrm_all.append(normals.cpu().numpy())
+        col_all.append(out.colors[0, row[p_idx], col[p_idx]].clamp(0, 1).cpu().numpy())
     if not pts_all or sum(len(p) for p in pts_all) < 10:
         raise KeyDiffError("invalid_image", "no surface points were found: the Gaussians cover no masked pixel")
     return SurfacePoints(np.concatenate(pts_all), np.concatenate(nrm_all), np.concatenate(col_all))

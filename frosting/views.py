@@ -37,6 +37,10 @@ class TrainViews:
         c = self.camera_centres
         return float(1.1 * (c - c.mean(0)).norm(dim=1).max().clamp_min(1e-3))
 
+    def to(self, device: str | torch.device) -> "TrainViews":
+        return TrainViews(self.images.to(device), self.masks.to(device), self.viewmats.to(device),
+                          self.Ks.to(device), self.width, self.height)
+
     def subset(self, index) -> "TrainViews":
         return TrainViews(self.images[index], self.masks[index], self.viewmats[index], self.Ks[index],
                           self.width, self.height)
