@@ -86,6 +86,27 @@ def save_picture(name: str, extra: dict, cfg_resolution: int) -> None:
     sheet.resize((4 * cfg_resolution, 2 * cfg_resolution), Image.NEAREST).save(IMAGES / f"frosting_{name}.png")
 
 
+def time_splatter(num_gaussians: int = 10000, size: int = 128, repeats: int = 5) -> dict:
+    """Median forward+backward seconds of the CPU splatter for random small Gaussians filling the view."""
+    from frosting.render import rasterize
+    gen = torch.Generator().manual_seed(0)
+    means = ((torch.rand(num_gaussians, 3, generator=gen) * 2 - 1) * 0.4).requires_grad_(True)
+    quats = torch.randn(num_gaussians, 4, generator=gen).requires_grad_(True)
+    scales = torch.full((num_gaussians, 3), 0.012).requires_grad_(True)
+    opac = torch.full((num_gaussians,), 0.6).requires_grad_(True)
+    colors = torch.rand(num_gaussians, 3, generator=gen).requires_grad_(True)
+    viewmat = torch.eye(4)[None]
+    viewmat[0, 2, 3] = 2.0
+    K = torch.tensor([[[size * 1.67, 0, size / 2], [0, size * 1.67, size / 2], [0, 0, 1]]])
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = rasterize(means, quats, scales, opac, colors, viewmat, K, size, size, backgrounds=torch.ones(1, 3))
+        out.colors.sum().backward()
+        times.append(time.perf_counter() - start)
+    return {"gaussians": num_gaussians, "size": size, "median_seconds_fwd_bwd": round(float(np.median(times)), 3)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--preset", default="cpu_small")
@@ -97,7 +118,7 @@ def main() -> None:
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     record = {"date": today(), "machine": machine_info(), "command": " ".join(["benchmarks/frosting.py"] + sys.argv[1:]),
               "preset": args.preset, "image_size": args.image_size, "torch_threads": torch.get_num_threads(),
-              "objects": []}
+              "splatter": time_splatter(), "objects": []}
     results[args.preset] = record
     for name in args.objects.split(","):
         row, extra = run_object(RIGS / name, args.preset, args.image_size)

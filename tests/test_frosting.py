@@ -181,7 +181,7 @@ def test_gaussians_ply_round_trips_in_the_3dgs_layout(stages, tmp_path):
 
 
 def test_run_reconstruct_writes_all_outputs(sphere_views, tmp_path):
-    views_dir = sphere_views.save(tmp_path / "views")
+    views_dir = sphere_views.subset(range(0, 21, 3)).save(tmp_path / "views")   # 7 views keep it quick
     out = run_reconstruct(views_dir, tmp_path / "out", preset="tiny")
     names = {p.name for p in out.iterdir()}
     assert {"mesh.ply", "mesh.glb", "gaussians.ply", "binding.npz", "frosting.json"} <= names
