@@ -42,7 +42,9 @@ from backend.views.sv3d_unet import sv3d_unet_forward
 
 DEFAULT_TAU = 500.0
 DEFAULT_STEPS = 50
-DEFAULT_DECODE_CHUNK = 14  # sgm's decoding_t
+# Frames per VAE decode. sgm's decoding_t is 14, but the fp32 SD decoder needs about 0.9 GB per 576-px frame
+# (benchmarks/results/sv3d.json), so 14 frames peak near 13 GB; 4 keeps it near 4 GB at little cost in speed.
+DEFAULT_DECODE_CHUNK = 4
 
 Progress = Callable[[str, float, str], None]  # (stage, fraction in [0, 1], message)
 
