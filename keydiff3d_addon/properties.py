@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 from pathlib import Path
 
 import bpy
@@ -73,7 +74,8 @@ def draw_check_report(layout) -> None:
         return
     box = layout.box()
     for icon, text in probe_summary(LAST_CHECK):
-        box.label(text=text, icon=icon)
+        for i, part in enumerate(textwrap.wrap(text, 90) or [""]):   # labels do not wrap by themselves
+            box.label(text=part, icon=icon if i == 0 else "BLANK1")
 
 
 def addon_preferences(context=None) -> KEYDIFF3D_AddonPreferences | None:

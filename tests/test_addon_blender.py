@@ -94,6 +94,12 @@ def test_built_zip_installs_from_disk_and_enables_as_an_extension(registration) 
     assert installed["after_disable"]["types"] == []
 
 
+def test_check_backend_button_reports_a_missing_interpreter_in_one_line(registration) -> None:
+    check = registration["check_backend"]
+    assert check["outcome"] == ["CANCELLED"] and "/nonexistent/keydiff3d/python" in check["report"]
+    assert "does not exist" in check["stored"]["problem"]
+
+
 # --- File > Import > KeyDiff3D Bundle ------------------------------------------------------------------------------
 def bundle_sources() -> list:
     params = [pytest.param("bar", id="procedural-bar")]
@@ -149,22 +155,32 @@ def test_a_failure_half_way_through_an_import_leaves_no_data_behind(imported) ->
 def procedural_runs(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("rig_selected_bar")
     bar, markers = bar_with_markers(folder)
-    config = rig_mesh_config(folder, bar.vertices, bar.faces, markers, ["empties", "kill", "network", "missing_python"])
+    config = rig_mesh_config(folder, bar.vertices, bar.faces, markers, ["empties", "kill", "network", "missing_python",
+                                                                    "subdivided"])
     return run_in_blender("check_rig_selected.py", str(config), home=tmp_path_factory.mktemp("home_rs"))
 
 
-def check_bound_in_place(run: dict) -> None:
+def check_bound_in_place(run: dict, rest_tolerance: float | None = 1e-4) -> None:
     assert run["outcome"] == ["FINISHED"], run["report"]
     assert run["armature_type"] == "ARMATURE" and run["active_is_armature"] and run["mode"] == "POSE"
     assert run["matrix_change"] == 0.0 and run["materials_kept"] and run["keep_me_weight"] == pytest.approx(0.75)
     assert run["first_modifier"] == ["ARMATURE", True]
     assert run["new_groups"] == run["deforming_bones"] > 0
-    assert run["rest_unchanged"] < 1e-4 and run["folders_left"] == []
+    assert run["folders_left"] == []
+    if rest_tolerance is not None:          # bound at rest, the mesh has not moved
+        assert run["rest_unchanged"] < rest_tolerance
     assert run["moved"] > 0 and run["moved_without_influence"] == 0
 
 
 def test_rig_selected_mesh_from_marker_empties_binds_the_original_object_in_place(procedural_runs) -> None:
     check_bound_in_place(procedural_runs["empties"])
+
+
+def test_a_topology_changing_modifier_rigs_the_base_mesh_and_keeps_the_modifier_after_the_armature(
+        procedural_runs) -> None:
+    run = procedural_runs["subdivided"]
+    check_bound_in_place(run, rest_tolerance=None)
+    assert run["modifier_types"] == ["ARMATURE", "SUBSURF"]
 
 
 def test_killing_the_backend_mid_run_reports_once_and_leaves_the_scene_as_it_was(procedural_runs) -> None:

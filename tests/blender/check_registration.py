@@ -38,6 +38,11 @@ def main(zip_path: str) -> None:
         on = registered()
         addon_utils.disable(module, default_set=True, handle_error=addon_env._raise)
         cycles.append({"enabled": on, "disabled": registered()})
+    module = addon_env.enable_from_source()
+    addon_env.set_backend_python("/nonexistent/keydiff3d/python")
+    outcome, report = addon_env.run_operator(bpy.ops.keydiff3d.check_backend)
+    check = {"outcome": outcome, "report": report, "stored": dict(addon_env.addon_module().properties.LAST_CHECK)}
+    addon_utils.disable(module, default_set=True, handle_error=addon_env._raise)
     started = time.perf_counter()
     outcome = sorted(bpy.ops.extensions.package_install_files(
         filepath=zip_path, repo="user_default", enable_on_install=True))
@@ -46,7 +51,7 @@ def main(zip_path: str) -> None:
                   "enabled": installed_module in bpy.context.preferences.addons, "registered": registered()}
     addon_utils.disable(installed_module, default_set=True, handle_error=addon_env._raise)
     zip_result["after_disable"] = registered()
-    addon_env.emit({"cycles": cycles, "zip": zip_result})
+    addon_env.emit({"cycles": cycles, "zip": zip_result, "check_backend": check})
 
 
 if __name__ == "__main__":

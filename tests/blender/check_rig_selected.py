@@ -88,8 +88,10 @@ def reset(config: dict, keypoint_source: str, python: str):
     return obj
 
 
-def scenario_rig(config: dict, keypoint_source: str = "MARKER_FILE") -> dict:
+def scenario_rig(config: dict, keypoint_source: str = "MARKER_FILE", subdivide: bool = False) -> dict:
     obj = reset(config, keypoint_source, config["python"])
+    if subdivide:   # changes the vertex count: the base mesh must be rigged, the modifier kept after the Armature
+        obj.modifiers.new("Subdivision", "SUBSURF").levels = 1
     if keypoint_source == "EMPTIES":    # the markers as empties parented to the mesh, in world space
         for i, point in enumerate(json.loads(Path(config["markers"]).read_text())["keypoints"]):
             empty = bpy.data.objects.new(f"marker_{i:02d}", None)
@@ -116,8 +118,13 @@ def scenario_rig(config: dict, keypoint_source: str = "MARKER_FILE") -> dict:
         deforming_bones=sum(b.use_deform for b in armature.data.bones),
         new_groups=len(obj.vertex_groups) - 1,
         folders_left=sorted(job_folders() - folders),
+        modifier_types=[m.type for m in obj.modifiers],
         rest_unchanged=float(np.abs(evaluated_world(obj) - rest).max()),
     )
+    if subdivide:   # compare base vertices below: switch the subdivision off for the pose check
+        obj.modifiers["Subdivision"].show_viewport = False
+        bpy.context.view_layer.update()
+        rest = evaluated_world(obj)
     # pose the bone with the most weighted vertices: the mesh follows, unweighted vertices stay
     counts = {g.name: 0 for g in obj.vertex_groups}
     for vertex in obj.data.vertices:
@@ -175,6 +182,8 @@ def main(config_path: Path) -> None:
             results[name] = scenario_rig(config)
         elif name == "empties":
             results[name] = scenario_rig(config, "EMPTIES")
+        elif name == "subdivided":
+            results[name] = scenario_rig(config, subdivide=True)
         elif name == "kill":
             results[name] = scenario_kill(config)
         elif name == "network":
