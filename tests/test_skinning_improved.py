@@ -31,11 +31,12 @@ def tube(start, end, radius: float, sections: int = 24) -> trimesh.Trimesh:
 
 def two_legs() -> tuple[np.ndarray, np.ndarray, Rig, np.ndarray]:
     """A thick left leg and a thin, shorter right leg 0.02 apart: the inner side of the thick leg is nearer the thin
-    leg's bone (0.07) than its own (0.2), the case where straight-line distance binds the wrong limb."""
+    leg's bone (0.07) than its own (0.2), the case where straight-line distance binds the wrong limb. Bones stop
+    0.05 inside the caps, as bones sit inside limbs (a ray grazing a cap plane would be a coin toss)."""
     left, right = tube([-0.22, 0, 0], [-0.22, 0, -1], 0.2), tube([0.05, 0, -0.1], [0.05, 0, -1], 0.05)
     vertices = np.vstack([left.vertices, right.vertices])
     faces = np.vstack([left.faces, right.faces + len(left.vertices)])
-    joints = np.array([[0.0, 0, 0.1], [-0.22, 0, 0], [-0.22, 0, -1], [0.05, 0, -0.1], [0.05, 0, -1]])
+    joints = np.array([[0.0, 0, 0.1], [-0.22, 0, -0.05], [-0.22, 0, -0.95], [0.05, 0, -0.15], [0.05, 0, -0.95]])
     rig = Rig(joints, np.array([-1, 0, 1, 0, 3]), ("pelvis", "hip.L", "foot.L", "hip.R", "foot.R"),
               bone_deforms=np.array([False, True, False, True]))
     on_left = np.arange(len(vertices)) < len(left.vertices)
