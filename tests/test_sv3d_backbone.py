@@ -54,6 +54,8 @@ def test_the_sv3d_backbone_trains_the_keypoint_network_for_5_steps_on_tiny_model
     channels = [int(items[0].layers[name].shape[1]) for name in taps]
     adapter = Sv3dFeatureAdapter(taps, channels)
     layers = [torch.cat(parts) for parts in zip(*(adapter.select(item.layers) for item in items))]  # [B, V, C, h, w]
+    from_file = adapter.load(tmp_path / "cache" / "a" / "features.safetensors")  # the adapter reads our file as is
+    assert all(torch.equal(a, b[:1]) for a, b in zip(from_file, layers))
     images = torch.from_numpy(np.stack([item.images for item in items])).permute(0, 1, 4, 2, 3).float() / 255
     masks = torch.from_numpy(np.stack([item.masks for item in items])).float()[:, :, None]
     projections = torch.from_numpy(np.stack([item.projections for item in items])).float()
