@@ -94,6 +94,13 @@ def test_built_zip_installs_from_disk_and_enables_as_an_extension(registration) 
     assert installed["after_disable"]["types"] == []
 
 
+def test_panels_and_preferences_draw_every_state_with_existing_properties_and_operators(registration) -> None:
+    drawn = registration["drawn"]
+    assert drawn["operators"] == ["keydiff3d.cancel", "keydiff3d.check_backend", "keydiff3d.image_to_rig",
+                                  "keydiff3d.rig_selected"]
+    assert drawn["progress_drawn"]
+
+
 def test_check_backend_button_reports_a_missing_interpreter_in_one_line(registration) -> None:
     check = registration["check_backend"]
     assert check["outcome"] == ["CANCELLED"] and "/nonexistent/keydiff3d/python" in check["report"]
