@@ -191,6 +191,7 @@ def run_generate(
         report("check", 0.0, "checking the orbit's azimuth sense")
         if masks.reshape(len(masks), -1).any(axis=1).all():
             check = check_orbit_sense(masks, list(range(ORBIT_FRAMES)), elevation_deg=float(elevation), radius=radius)
+            report("check", 1.0, check.message())
             if check.configured_loses:
                 import logging
 
@@ -202,7 +203,6 @@ def run_generate(
         views.save(tmp / "views")
         features_path = None
         if sample.features is not None:
-            sample.features.source = models.source
             sample.features.save(tmp / FEATURES_FILENAME)
             features_path = out_dir / FEATURES_FILENAME
         seconds = time.perf_counter() - started

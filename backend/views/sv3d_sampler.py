@@ -23,6 +23,7 @@ sampler step whose σ is nearest in log-space (step 34 of 50). This keeps the no
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -142,7 +143,6 @@ def sample_orbit(
     features: FeatureRequest | None = None,
     decode_chunk: int = DEFAULT_DECODE_CHUNK,
     progress: Progress | object | None = None,
-    feature_meta: dict | None = None,
 ) -> OrbitSample:
     """Generate one orbit video with SV3D-p; see the module doc for the loop. Deterministic for a seed."""
     if steps < 1:
@@ -158,6 +158,7 @@ def sample_orbit(
         bad = [f for f in features.frames if not 0 <= f < num_frames]
         if bad or not features.frames:
             raise KeyDiffError("invalid_argument", f"feature frames {list(features.frames)}; expected indices in 0..{num_frames - 1}")
+    vectors = camera_vector(polars, azimuths, addition_time_embed_dim=models.camera_embed_dim, cond_aug=cond_aug)
     report = as_progress_callback(progress)
     generator = torch.Generator("cpu").manual_seed(int(seed))
 
@@ -172,7 +173,6 @@ def sample_orbit(
     cond_latent = vae.encode(noisy.to(device, vae.dtype)).latent_dist.mode()  # [1, 4, h, w], unscaled
     cond_latent = cond_latent.to(dtype)[:, None].expand(1, num_frames, *cond_latent.shape[1:])  # [1, F, 4, h, w]
 
-    vectors = camera_vector(polars, azimuths, addition_time_embed_dim=models.camera_embed_dim, cond_aug=cond_aug)
     guidance = triangle_guidance(num_frames, max_guidance)  # [F]
     use_cfg = bool(guidance.max() > 1.0)
     batch = 2 if use_cfg else 1
@@ -189,14 +189,11 @@ def sample_orbit(
     latents = (torch.randn(shape, generator=generator) * scheduler.init_noise_sigma).to(device, torch.float32)
 
     unet = models.place(models.unet)
-    taps = None
-    target_step, target_sigma = -1, float("nan")
+    taps, target_step = None, -1
     if features is not None:
-        target_sigma = sigma_for_tau(scheduler, features.tau)
-        target_step = capture_step(sigmas, target_sigma)
+        target_step = capture_step(sigmas, sigma_for_tau(scheduler, features.tau))
         taps = DecoderTaps(unet, features.frames, batch_index=batch - 1, num_frames=num_frames)
-        taps.__enter__()
-    try:
+    with taps if taps is not None else nullcontext():
         for i, t in enumerate(scheduler.timesteps):
             model_in = scheduler.scale_model_input(torch.cat([latents] * batch), t)  # [B, F, 4, h, w]
             model_in = torch.cat([model_in.to(dtype), concat], dim=2)  # [B, F, 8, h, w]
@@ -208,16 +205,12 @@ def sample_orbit(
                 v = v_uncond + scale * (v_cond - v_uncond)
             latents = scheduler.step(v, t, latents).prev_sample
             report("denoise", (i + 1) / steps, f"step {i + 1}/{steps}")
-    finally:
-        if taps is not None:
-            taps.__exit__(None, None, None)
 
     captured = None
     if taps is not None:
         expected = decoder_tap_names(unet)
         if list(taps.maps) != expected:
             raise KeyDiffError("internal", f"captured decoder taps {list(taps.maps)}; expected {expected}")
-        meta = feature_meta or {}
         captured = SV3DFeatures(
             maps=dict(taps.maps),
             frames=list(features.frames),
@@ -227,8 +220,7 @@ def sample_orbit(
             tau=float(features.tau),
             step=target_step,
             image_size=int(image.shape[-1]),
-            source=str(meta.get("source", models.source)),
-            extra={k: v for k, v in meta.items() if k != "source"},
+            source=models.source,
         )
 
     # Decode in chunks (sgm decoding_t); the VAE runs in fp32.
