@@ -26,6 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+if __package__ in (None, ""):  # run as a script: make `backend` and `training` importable from this checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 
 
