@@ -22,6 +22,9 @@ the wrong bone. Measured on data/rigs (mean deformation error over 10 characters
 penalty only 0.0255, with rays (4 candidates) 0.0486, Blender's own rule (nearest only, must be visible)
 0.0547; without the snake the three are within 0.0146–0.0154.
 
+A separate piece of the mesh that no bone passes through (an eye, a button) is not diffused at all: it moves
+rigidly with the body vertex nearest to it (`_carry_boneless_pieces`).
+
 Robustness where Blender fails ("Bone Heat Weighting: failed to find solution for one or more bones"):
 - vertices are welded by position first (glTF splits them at UV/normal seams, which cuts the surface apart);
 - a connected piece of the mesh without a heat source (possible only with the ray test: a sealed-in part)
@@ -68,6 +71,7 @@ class HeatDiagnostics:
     solved_vertices: int          # unknowns of the linear system (coarse proxy when smaller than welded)
     vertices_without_visible_bone: int
     pieces_bound_by_distance: int  # connected pieces with no visible bone at all
+    pieces_carried: int = 0        # bone-less pieces (eyes, buttons) moved rigidly with the surface they sit on
 
 
 def heat_diffusion_weights(
@@ -110,10 +114,11 @@ def heat_diffusion_weights(
     stiffness, areas = _cotangent_laplacian(welded, welded_faces)
     sources = _heat_sources(welded, welded_faces, normals, heads, tails, size, visibility_candidates, stiffness)
     dense = _solve(stiffness, areas, sources, len(deforming))                     # [W, D]
+    riders = _carry_boneless_pieces(welded, dense, sources.piece, heads, tails)
     empty = dense.sum(axis=1) <= 0
     dense[empty, sources.nearest[empty]] = 1.0
     if diagnostics is not None:
-        diagnostics.append(HeatDiagnostics(num_welded, len(welded), sources.without_visible, sources.pieces_by_distance))
+        diagnostics.append(HeatDiagnostics(num_welded, len(welded), sources.without_visible, sources.pieces_by_distance, riders))
     # Faint heat is noise, not influence: drop it below FADE_END and fade it in up to FADE_START (as Blender).
     dense = np.where(dense > FADE_START, dense, np.where(dense > FADE_END, (dense - FADE_END) * FADE_START / (FADE_START - FADE_END), 0.0))
     empty = dense.sum(axis=1) <= 0
@@ -220,6 +225,7 @@ class _Sources:
     share: np.ndarray        # [S] p: 1 / (number of sources of that vertex)
     heat: np.ndarray         # [W] H = (number of sources) / e², 0 where the vertex is no source
     nearest: np.ndarray      # [W] nearest bone slot by penalised distance, visible or not
+    piece: np.ndarray        # [W] connected piece of each vertex
     without_visible: int     # vertices whose candidate bones were all hidden
     pieces_by_distance: int  # connected pieces bound by distance because no bone was visible from them
 
@@ -265,7 +271,7 @@ def _heat_sources(vertices, faces, normals, heads, tails, size, candidates, stif
     heat[rows] = count / clamped**2
     return _Sources(
         vertex=rows[pair_row], bone=nearest[rows[pair_row], pair_rank], share=1.0 / count[pair_row],
-        heat=heat, nearest=nearest[:, 0], without_visible=without_visible, pieces_by_distance=int((~has_source).sum()),
+        heat=heat, nearest=nearest[:, 0], piece=piece, without_visible=without_visible, pieces_by_distance=int((~has_source).sum()),
     )
 
 
@@ -345,6 +351,52 @@ def _occluded(intersector, origins: np.ndarray, targets: np.ndarray, eps: float)
         hit = np.linalg.norm(locations - starts[ray_index], axis=1)
         occluded[far[ray_index]] = hit < length[far[ray_index]] - 2.0 * eps
     return occluded
+
+
+# --- bone-less pieces -------------------------------------------------------------------------------------
+BONE_SAMPLES = 16   # points per bone for the "does a bone pass through this piece" test
+
+
+def _carry_boneless_pieces(vertices, dense, piece, heads, tails) -> int:
+    """Give every vertex of a piece that no bone passes through the weights of the nearest vertex of a piece
+    that one does; returns how many pieces were carried. Changes `dense` [W, D] in place.
+
+    Eyes, buttons and armour plates are modelled as separate closed pieces sitting on the body; heat
+    diffusion would bind each of their vertices to whichever bone it happens to face, and the part would
+    shear when posed. An artist binds them rigidly to the body under them: on data/rigs, 15 of the 17 pieces
+    without a bone through them carry identical weights on all their vertices (the other two are a bird's
+    22-vertex eyes), and this rule lowered the mean deformation error from 0.0255 to 0.0206. "A bone passes through" is
+    tested on the piece's bounding box (BONE_SAMPLES points per bone), which errs towards skinning a piece.
+    """
+    num_pieces = int(piece.max()) + 1
+    if num_pieces < 2:
+        return 0
+    lo = np.full((num_pieces, 3), np.inf)
+    hi = np.full((num_pieces, 3), -np.inf)
+    np.minimum.at(lo, piece, vertices)
+    np.maximum.at(hi, piece, vertices)
+    t = np.linspace(0.0, 1.0, BONE_SAMPLES)[:, None, None]
+    samples = (heads[None] * (1.0 - t) + tails[None] * t).reshape(-1, 3)           # [S, 3]
+    has_bone = np.zeros(num_pieces, bool)
+    for start in range(0, num_pieces, 4096):                                       # [P, S] blocks
+        block = slice(start, start + 4096)
+        inside = (samples[None] >= lo[block, None]) & (samples[None] <= hi[block, None])
+        has_bone[block] = inside.all(axis=2).any(axis=1)
+    riders = ~has_bone[piece]
+    if not has_bone.any() or not riders.any():
+        return 0
+    from scipy.spatial import cKDTree
+
+    body = np.flatnonzero(~riders)
+    rider = np.flatnonzero(riders)
+    gap, nearest = cKDTree(vertices[body]).query(vertices[rider])                   # [R]
+    # Per piece, the rider vertex closest to the body decides: the piece sits there.
+    order = np.lexsort((gap, piece[rider]))
+    first = order[np.r_[True, np.diff(piece[rider][order]) != 0]]
+    anchor = np.full(num_pieces, -1, np.int64)
+    anchor[piece[rider][first]] = body[nearest[first]]
+    dense[rider] = dense[anchor[piece[rider]]]
+    return int(len(first))
 
 
 # --- solve ------------------------------------------------------------------------------------------------

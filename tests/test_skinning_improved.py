@@ -176,3 +176,19 @@ def _timed(run) -> float:
     start = time.perf_counter()
     run()
     return time.perf_counter() - start
+
+
+def test_a_separate_piece_without_a_bone_moves_rigidly_with_the_body_it_sits_on():
+    body = tube([0, 0, 0], [0, 0, 2], 0.3, sections=16)
+    eye = trimesh.creation.icosphere(subdivisions=2, radius=0.08)
+    eye.apply_translation([0.33, 0.0, 1.15])                            # on the surface, just past the joint
+    vertices = np.vstack([body.vertices, eye.vertices])
+    faces = np.vstack([body.faces, eye.faces + len(body.vertices)])
+    rig = Rig(np.array([[0.0, 0, 0], [0, 0, 1], [0, 0, 2]]), np.array([-1, 0, 1]), ("a", "b", "c"))
+    diagnostics: list = []
+    dense = heat_diffusion_weights(vertices, faces, rig, diagnostics=diagnostics).to_dense()
+    on_eye = np.arange(len(vertices)) >= len(body.vertices)
+    assert diagnostics[0].pieces_carried == 1
+    np.testing.assert_allclose(dense[on_eye], np.broadcast_to(dense[on_eye][0], (on_eye.sum(), 2)), atol=1e-6)
+    nearest_body = np.argmin(np.linalg.norm(body.vertices - eye.vertices.mean(axis=0), axis=1))
+    np.testing.assert_allclose(dense[on_eye][0], dense[nearest_body], atol=0.15)
