@@ -11,6 +11,8 @@ from backend.views.orbit_check import check_orbit_sense, orbit_cameras_for_sense
 
 # An object with no mirror symmetry: a body and three off-axis bumps (x, y, z, radius), metres.
 LOPSIDED = np.array([[0.0, 0.0, 0.0, 0.3], [0.35, 0.1, 0.2, 0.15], [-0.1, -0.3, -0.3, 0.12], [0.1, 0.35, 0.3, 0.1]])
+# Left-right symmetric like a character facing the input camera (mirror x -> -x), but not front-back.
+FACING_FRONT = np.array([[0.0, 0.0, 0.0, 0.3], [0.3, 0.0, 0.0, 0.12], [-0.3, 0.0, 0.0, 0.12], [0.0, 0.35, 0.2, 0.1]])
 ROUND = np.array([[0.0, 0.0, 0.0, 0.35]])
 
 
@@ -43,6 +45,12 @@ def test_the_sense_the_views_were_made_with_wins_by_a_clear_margin(true_sense):
     if check.configured_loses:
         assert check.message().startswith("WARNING")
     assert check.to_dict()["best_sense"] == true_sense
+
+
+@pytest.mark.parametrize("true_sense", [1, -1])
+def test_a_left_right_symmetric_object_still_tells_the_senses_apart(true_sense):
+    check = check_orbit_sense(sphere_masks(FACING_FRONT, true_sense), list(range(21)), elevation_deg=10.0, grid=48, size=48)
+    assert check.best_sense == true_sense and check.margin > 0.03
 
 
 def test_an_object_that_looks_the_same_mirrored_is_reported_inconclusive():

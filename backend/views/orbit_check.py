@@ -9,7 +9,8 @@ Test, for each sense s ∈ {+1, −1}: place the orbit cameras with s, and for e
 of all *other* views (a voxel is kept when it projects inside every other mask), render that hull's
 silhouette into view k and score it against mask k (IoU). Leaving view k out matters: a hull always
 projects inside the masks it was carved from. The sense with the higher mean IoU wins; a margin below
-`INCONCLUSIVE_MARGIN` (objects that look the same mirrored, e.g. a symmetric vase) decides nothing.
+`INCONCLUSIVE_MARGIN` (objects that look alike from every azimuth, e.g. a vase) decides nothing;
+left-right symmetric objects such as a character facing the camera still decide (tests).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class OrbitCheck:
     def message(self) -> str:
         scores = f"silhouette IoU {self.mean_iou[1]:.3f} with sense +1, {self.mean_iou[-1]:.3f} with sense -1"
         if self.best_sense is None:
-            return f"orbit check inconclusive ({scores}); the object may look the same mirrored"
+            return f"orbit check inconclusive ({scores}); the object may look alike from every side"
         if self.configured_loses:
             return (
                 f"WARNING: the generated views fit azimuth sense {self.best_sense:+d} better than the configured "
