@@ -105,6 +105,25 @@ def demo_command(
     _run_job(lambda progress: rig_mesh(folder / "mesh.glb", out, options, progress), json_lines=json_lines, debug=debug)
 
 
+@app.command("check")
+def check_command(
+    weights: Optional[str] = typer.Option(None, "--weights", help="SV3D weights folder or hub id to look for."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Keypoint checkpoint to look for."),
+    json_report: bool = typer.Option(False, "--json", help="Print the report as one JSON object (the add-on reads it)."),
+) -> None:
+    """Report version, device, and whether SV3D weights and the keypoint checkpoint are found (offline)."""
+    import json
+
+    from .check import backend_report
+
+    report = backend_report(weights, checkpoint)
+    if json_report:
+        print(json.dumps(report, sort_keys=True))
+        return
+    for key, value in report.items():
+        print(f"{key:>22}: {value}")
+
+
 @app.command("version")
 def version_command() -> None:
     """Print the package and protocol versions."""

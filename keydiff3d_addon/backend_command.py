@@ -79,60 +79,17 @@ def rig_image_argv(settings: BackendSettings, image: Path, out_dir: Path, *, che
     return argv
 
 
-# Runs inside the backend's Python: reports what a user needs to know, never downloads (HF_HUB_OFFLINE=1).
-PROBE_CODE = r"""
-import json, os, sys
-os.environ["HF_HUB_OFFLINE"] = "1"
-weights_spec, checkpoint_spec = sys.argv[1], sys.argv[2]
-report = {"python": sys.version.split()[0], "executable": sys.executable}
-try:
-    import backend
-    from backend import protocol
-    from backend.cli import app
-    report["version"] = backend.__version__
-    report["protocol"] = protocol.PROTOCOL_VERSION
-    report["commands"] = sorted((c.name or c.callback.__name__.replace("_command", "")).replace("_", "-")
-                                for c in app.registered_commands)
-except Exception as exc:
-    report["problem"] = f"the KeyDiff3D backend cannot be imported: {type(exc).__name__}: {exc}"
-try:
-    import torch
-    report["torch"] = torch.__version__
-    report["cuda"] = bool(torch.cuda.is_available())
-    report["device"] = torch.cuda.get_device_name(0) if report["cuda"] else "CPU"
-except Exception as exc:
-    report["torch_problem"] = f"{type(exc).__name__}: {exc}"
-try:
-    from backend.views import sv3d_models as m
-    from backend.weights import locate_weights
-    source = locate_weights(weights_spec or None, m.SV3D_COMPONENTS, what="SV3D-p", how_to_get=m.SV3D_HOW_TO_GET,
-                            default=m.DEFAULT_SV3D_WEIGHTS, env_var=m.SV3D_WEIGHTS_ENV)
-    report["sv3d_weights"] = str(source.folder)
-except Exception as exc:
-    report["sv3d_weights_problem"] = str(getattr(exc, "message", exc)).splitlines()[0]
-try:
-    from backend.keypoints import inference
-    default = getattr(inference, "DEFAULT_CHECKPOINT", None)
-    checkpoint = checkpoint_spec or (str(default) if default else "")
-    if not checkpoint:
-        report["checkpoint_problem"] = "no trained keypoint checkpoint ships with this backend yet"
-    elif os.path.isfile(os.path.expanduser(checkpoint)):
-        report["checkpoint"] = checkpoint
-    else:
-        report["checkpoint_problem"] = f"keypoint checkpoint {checkpoint!r} not found"
-except Exception as exc:
-    report["checkpoint_problem"] = f"{type(exc).__name__}: {exc}"
-print(json.dumps(report))
-"""
-
-
 def probe_backend(settings: BackendSettings, timeout: float = 120.0) -> dict:
     """Run the probe in the backend's Python; a dict with "problem" when it cannot run at all."""
     try:
         check_interpreter(settings)
     except BackendUnavailable as exc:
         return {"problem": str(exc)}
-    argv = [settings.python, "-c", PROBE_CODE, settings.weights, settings.checkpoint]
+    argv = [settings.python, "-m", "backend", "check", "--json"]
+    if settings.weights:
+        argv += ["--weights", settings.weights]
+    if settings.checkpoint:
+        argv += ["--checkpoint", settings.checkpoint]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=backend_env(settings),
                               cwd=backend_cwd(settings), stdin=subprocess.DEVNULL)
