@@ -91,6 +91,7 @@ def save_views(split: ViewsSplit, path: str | Path) -> None:
     try:
         with open(temp, "wb") as stream:
             np.savez(stream, **arrays)
+        os.chmod(temp, 0o644)  # mkstemp makes files private; datasets are shared
         os.replace(temp, path)
     finally:
         if os.path.exists(temp):
