@@ -67,7 +67,7 @@ FADE_START, FADE_END = 0.05, 0.025
 
 @dataclass(frozen=True)
 class HeatDiagnostics:
-    welded_vertices: int
+    welded_vertices: int          # distinct positions (the raw vertex count when solved on a proxy)
     solved_vertices: int          # unknowns of the linear system (coarse proxy when smaller than welded)
     vertices_without_visible_bone: int
     pieces_bound_by_distance: int  # connected pieces with no visible bone at all
@@ -104,11 +104,14 @@ def heat_diffusion_weights(
     if size <= 0:
         raise KeyDiffError("invalid_mesh", "all vertices and joints coincide: nothing to measure distances by")
 
-    welded, welded_faces, index_map = weld_by_position(vertices, faces, WELD_FRACTION * size)
-    num_welded = len(welded)
-    if num_welded > max_solve_vertices:
-        welded, welded_faces, cluster = cluster_by_grid(welded, welded_faces, max_solve_vertices)
-        index_map = cluster[index_map]
+    if len(vertices) > max_solve_vertices:      # grid cells weld seam copies too: no separate weld needed
+        welded, welded_faces, index_map = cluster_by_grid(vertices, faces, max_solve_vertices)
+        num_welded = len(vertices)
+    else:
+        welded, welded_faces, index_map = weld_by_position(vertices, faces, WELD_FRACTION * size)
+        num_welded = len(welded)
+        if num_welded < 4:
+            raise KeyDiffError("invalid_mesh", f"the mesh has {num_welded} distinct vertex positions; a surface needs at least 4")
     heads, tails = rig.bone_heads[deforming], rig.bone_tails[deforming]
     normals = _vertex_normals(welded, welded_faces)
     stiffness, areas = _cotangent_laplacian(welded, welded_faces)
@@ -135,17 +138,20 @@ def cluster_by_grid(vertices: np.ndarray, faces: np.ndarray, target: int):
     occupied cells number at most `target`.
     """
     lo = vertices.min(axis=0)
+    stride = max(1, len(faces) // 20_000)                            # the area from a sample of faces is enough
+    corners = vertices[faces[::stride]]
+    area = 0.5 * stride * float(np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1).sum())
     extent = float(np.ptp(vertices, axis=0).max())
-    cell = extent / np.sqrt(target)                                  # a surface fills ~ (extent / cell)² cells
+    # A surface of area S meets about 1.5·S / cell² cells of a grid; start just above the target's cell size.
+    cell = max(np.sqrt(1.6 * area / target), 1e-9 * max(extent, 1e-30)) if area > 0 else extent / np.sqrt(target)
     while True:
         _, cluster = np.unique(_cell_keys(np.floor((vertices - lo) / cell)), return_inverse=True)
         count = int(cluster.max()) + 1
         if count <= target:
             break
         cell *= 1.05 * np.sqrt(count / target)
-    centroids = np.zeros((count, 3))
-    np.add.at(centroids, cluster, vertices)
-    centroids /= np.bincount(cluster, minlength=count)[:, None]
+    members = np.bincount(cluster, minlength=count)
+    centroids = np.stack([np.bincount(cluster, vertices[:, a], count) for a in range(3)], axis=1) / members[:, None]
     coarse = cluster[faces]
     keep = (coarse[:, 0] != coarse[:, 1]) & (coarse[:, 1] != coarse[:, 2]) & (coarse[:, 0] != coarse[:, 2])
     return centroids, coarse[keep], cluster
