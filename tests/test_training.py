@@ -156,7 +156,7 @@ def test_resume_after_a_kill_reproduces_the_next_loss(toy_data, tmp_path):
         os.kill(process.pid, signal.SIGKILL)
     finally:
         process.wait(timeout=30)
-    saved_step = int(torch.load(killed / "last.pt", map_location="cpu", weights_only=False)["step"])
+    saved_step = int(torch.load(killed / "last.pt", map_location="cpu", weights_only=True)["step"])
     assert saved_step >= 2 and saved_step % 2 == 0
 
     resumed_rows = train(TrainConfig.from_dict(tiny_config_dict(toy_data, killed, steps=400, checkpoint_every=2)),

@@ -133,6 +133,18 @@ def _distributed() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
+def _rng_state() -> dict:
+    """Global RNG states as tensors and plain values, so checkpoints load with weights_only=True."""
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "numpy": [name, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached]}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+
+
 def _step_generator(seed: int, step: int, rank: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step * 7_919 + rank)
 
@@ -204,12 +216,11 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     start = 0
     last = out_dir / "last.pt"
     if resume and last.is_file():
-        state = torch.load(last, map_location="cpu", weights_only=False)
+        state = torch.load(last, map_location="cpu", weights_only=True)
         model.net.load_state_dict(state["model"])
         model.recon.load_state_dict(state["recon"])
         optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"]["torch"])
-        np.random.set_state(state["rng"]["numpy"])
+        _set_rng_state(state["rng"])
         start = int(state["step"])
     ddp = DistributedDataParallel(model) if world > 1 else model
     if rank == 0:
@@ -248,8 +259,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
                 bar.set_postfix(loss=f"{row['loss']:.4f}")
             if step % settings.checkpoint_every == 0 or step == end:
                 payload = model_payload(model.net, config, step)
-                payload.update(recon=model.recon.state_dict(), optimizer=optimizer.state_dict(),
-                               rng={"torch": torch.get_rng_state(), "numpy": np.random.get_state()})
+                payload.update(recon=model.recon.state_dict(), optimizer=optimizer.state_dict(), rng=_rng_state())
                 atomic_torch_save(payload, last)
         if world > 1 and step % settings.checkpoint_every == 0:
             dist.barrier()
@@ -259,8 +269,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
         if out_of_time.item() > 0 and step < end:
             if rank == 0:
                 payload = model_payload(model.net, config, step)
-                payload.update(recon=model.recon.state_dict(), optimizer=optimizer.state_dict(),
-                               rng={"torch": torch.get_rng_state(), "numpy": np.random.get_state()})
+                payload.update(recon=model.recon.state_dict(), optimizer=optimizer.state_dict(), rng=_rng_state())
                 atomic_torch_save(payload, last)
             end = step
             break
