@@ -202,3 +202,31 @@ def test_a_time_limit_stops_early_and_still_ships_a_loadable_model(toy_data, tmp
     summary = json.loads((tmp_path / "timed" / "summary.json").read_text())
     assert summary["stopped_by_time_limit"] and summary["steps"] == 1
     assert load_keypoint_model(tmp_path / "timed" / "model.pt").config.num_keypoints == 6
+
+
+@needs_weights
+def test_the_sv3d_backbone_trains_from_a_prepared_feature_cache(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import training.prepare
+    from backend.cameras import orbit_cameras, projection_matrix
+    from backend.keypoints import load_keypoint_model
+    from training.config import TrainConfig
+    from training.toy_views import make_toy_split
+    from training.train import train
+
+    frames = [20, 4, 9, 15]
+    toy = make_toy_split(3, 32, frames=frames, seed=5)
+    rng = np.random.default_rng(0)
+    items = [SimpleNamespace(name=f"item{i}", images=toy.images[i], masks=toy.masks[i].astype(bool), frames=frames,
+                             projections=np.stack([projection_matrix(c) for c in orbit_cameras(image_size=32, frames=frames)]),
+                             layers={"up_blocks.1": torch.from_numpy(rng.normal(size=(4, 12, 8, 8))).half(),
+                                     "up_blocks.2": torch.from_numpy(rng.normal(size=(4, 6, 16, 16))).half()})
+             for i in range(3)]
+    monkeypatch.setattr(training.prepare, "load_prepared", lambda path: items)
+    values = tiny_config_dict(tmp_path / "cache_dir_unused", tmp_path / "sv3d", steps=3)
+    values["model"].update(backbone="sv3d", backbone_layers=["up_blocks.1", "up_blocks.2"], layer_channels=[12, 6])
+    rows = train(TrainConfig.from_dict(values), progress=False)
+    assert len(rows) == 3 and all(np.isfinite(row["loss"]) for row in rows)
+    model = load_keypoint_model(tmp_path / "sv3d" / "model.pt")
+    assert model.config.backbone == "sv3d" and model.view_indices == tuple(frames)

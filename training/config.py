@@ -17,7 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 @dataclass
 class DataConfig:
-    path: str = "data/synthetic"  # folder holding train.npz / test.npz (training/data.py layout)
+    path: str = "data/synthetic"  # cnn: folder with train.npz / test.npz (training/data.py); sv3d: a training/prepare.py cache
     frames: list[int] = field(default_factory=lambda: [20, 4, 9, 14])  # input view first
     max_samples: int = 0  # 0 = all
 

@@ -183,14 +183,35 @@ class RunLog:
             self.writer.close()
 
 
+def _load_sv3d_training_data(config: TrainConfig) -> tuple[ViewsSplit, list[torch.Tensor]]:
+    """A training/prepare.py cache: SV3D-p views + decoder features of the feature frames, per photo."""
+    from backend.keypoints.backbones import Sv3dFeatureAdapter
+    from training.prepare import load_prepared
+
+    items = load_prepared(config.resolve(config.data.path))
+    if not items:
+        raise KeyDiffError("unreadable_file", f"no finished items in the SV3D cache {config.data.path}")
+    if config.data.max_samples:
+        items = items[: config.data.max_samples]
+    adapter = Sv3dFeatureAdapter(config.model.backbone_layers, config.model.layer_channels)
+    selected = [adapter.select(item.layers) for item in items]  # per item: layers [1, V, C, h, w]
+    layers = [torch.cat([parts[i] for parts in selected]).half() for i in range(len(selected[0]))]
+    config.data.frames = list(items[0].frames)  # the checkpoint's view indices are the features' frames
+    height, width = items[0].images.shape[1:3]
+    split = ViewsSplit(np.stack([item.images for item in items]), np.stack([item.masks for item in items]).astype(np.uint8),
+                       np.stack([item.projections for item in items]).astype(np.float32), (height, width),
+                       np.asarray(items[0].frames, dtype=np.int64))
+    return split, layers
+
+
 def _load_training_data(config: TrainConfig) -> tuple[ViewsSplit, list[torch.Tensor]]:
+    if config.model.backbone == "sv3d":
+        return _load_sv3d_training_data(config)
     source = split_path(config.resolve(config.data.path), "train")
     split = load_views(source).select_views(list(config.data.frames))
     if config.data.max_samples:
         split = ViewsSplit(*(getattr(split, n)[: config.data.max_samples] for n in ("images", "masks", "projections")),
                            split.image_size, split.frames)
-    if config.model.backbone != "cnn":
-        raise KeyDiffError("invalid_argument", "training from views needs backbone 'cnn'; SV3D features are trained from their own cache")
     backbone = build_cnn_backbone(config.model)
     backbone_id = f"mobilenet_v2-b0353104|{config.model.backbone_layers}|{config.model.backbone_image_size}"
     layers = cached_features(split, source, config.resolve(config.train.cache_dir), backbone, backbone_id)
