@@ -105,6 +105,30 @@ def demo_command(
     _run_job(lambda progress: rig_mesh(folder / "mesh.glb", out, options, progress), json_lines=json_lines, debug=debug)
 
 
+@app.command("generate")
+def generate_command(
+    image: Path = typer.Argument(..., help="Photo of one object: RGBA cut-out, or any image when rembg is installed."),
+    out: Path = typer.Option(..., "-o", "--out", help="Folder for views/, features.safetensors and generate.json."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="SV3D-p weights: a diffusers-layout folder or hub id "
+                                          "(default $KEYDIFF3D_SV3D_WEIGHTS; see docs/sv3d.md)."),
+    steps: int = typer.Option(50, "--steps", help="Denoising steps."),
+    elevation: float = typer.Option(10.0, "--elevation", help="Camera elevation of the orbit in degrees."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the sampler."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
+    json_lines: bool = JSON_OPTION,
+    debug: bool = DEBUG_OPTION,
+) -> None:
+    """Turn one photo into the 21 SV3D-p orbit views and the UNet decoder features of the keypoint network."""
+
+    def job(progress: Progress) -> Path:
+        from .views.sv3d import run_generate   # diffusers takes seconds to import: only for this command
+
+        return run_generate(image, out, weights=weights, steps=steps, elevation=elevation, seed=seed,
+                            device=device, progress=progress).out_dir
+
+    _run_job(job, json_lines=json_lines, debug=debug)
+
+
 @app.command("check")
 def check_command(
     weights: Optional[str] = typer.Option(None, "--weights", help="SV3D weights folder or hub id to look for."),

@@ -95,6 +95,9 @@ def _remove_background(image: Image.Image) -> Image.Image:
     return Image.open(io.BytesIO(out)).convert("RGBA")
 
 
+MIN_INPUT_SIDE = 32   # below this there is no object to see, let alone rig
+
+
 def prepare_image(
     image: str | os.PathLike | Image.Image,
     *,
@@ -115,8 +118,15 @@ def prepare_image(
         raise KeyDiffError("invalid_argument", f"background={background!r}; expected 'auto', 'alpha' or 'rembg'")
 
     img = _open(image)
-    if img.width < 1 or img.height < 1:
-        raise KeyDiffError("invalid_image", f"image is {img.width}x{img.height} px; expected a non-empty image")
+    if min(img.width, img.height) < MIN_INPUT_SIDE:
+        raise KeyDiffError(
+            "invalid_image", f"image is {img.width}x{img.height} px; expected at least {MIN_INPUT_SIDE} px on each side"
+        )
+    if img.mode.startswith("I"):
+        # 16/32-bit greyscale: PIL's convert() clips to 0..255; scale the real range down instead
+        values = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or values.max() <= 65535 else values.max()
+        img = Image.fromarray(np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
     has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
     rgba = img.convert("RGBA")
     alpha_u8 = np.asarray(rgba)[..., 3]  # [H, W]

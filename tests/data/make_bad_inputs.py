@@ -32,7 +32,7 @@ IMAGE_CASES: dict[str, str] = {
     "empty.png": "invalid_image",
     "truncated.png": "invalid_image",
     "text_named.png": "invalid_image",
-    "one_pixel.png": "invalid_image",
+    "one_pixel.png": "invalid_image",          # 1 x 1: nothing to see
     "huge_header.png": "invalid_image",
     "transparent.png": "invalid_image",
 }
