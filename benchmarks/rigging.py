@@ -40,6 +40,7 @@ from rigging_bone_heat import bone_heat_weights  # noqa: E402
 from rigging_pictures import comparison_image  # noqa: E402
 from rigging_skeletons import keypoint_network_skeleton, kmeans_skeleton, skeletor_skeleton  # noqa: E402
 
+from backend.errors import KeyDiffError  # noqa: E402
 from backend.export.gltf_reader import load_skinned_gltf  # noqa: E402
 from backend.metrics.skeleton import DEFAULT_TOLERANCE, apply_transform, skeleton_metrics, unit_cube_transform  # noqa: E402
 from backend.metrics.skinning import benchmark_poses, skinning_metrics  # noqa: E402
@@ -64,15 +65,20 @@ def main() -> None:
     parser.add_argument("--no-bone-heat", action="store_true", help="skip Blender (no bpy in this interpreter)")
     parser.add_argument("--no-skeletons", action="store_true")
     parser.add_argument("--no-speed", action="store_true", help="skip timing eq9 / improved on 200k x 50")
-    parser.add_argument("--picture", type=Path, default=DEFAULT_PICTURE, help="'' to skip")
+    parser.add_argument("--picture", default=str(DEFAULT_PICTURE), help="PNG to draw; '' to skip")
     args = parser.parse_args()
     files = sorted(p for p in args.data.glob("*") if p.suffix.lower() in (".glb", ".gltf"))
     if not files:
         raise SystemExit(f"no .glb/.gltf files in {args.data}")
+    args.out = args.out.resolve()
 
     characters, skipped, picture_rows = {}, {}, []
     for path in files:
-        asset = load_skinned_gltf(path)
+        try:
+            asset = load_skinned_gltf(path)
+        except KeyDiffError as exc:            # not a rigged character: say so and go on
+            skipped[path.name] = f"not usable: [{exc.code}] {exc.message}"
+            continue
         if asset.mesh.num_vertices < MIN_VERTICES or int(asset.rig.bone_deforms.sum()) < MIN_BONES:
             skipped[path.name] = f"toy: {asset.mesh.num_vertices} vertices, {int(asset.rig.bone_deforms.sum())} bones"
             continue
@@ -90,7 +96,7 @@ def main() -> None:
             "poses": "20 poses, seed 0, every deforming bone rotated about its head by a random axis, angle uniform in [0, 45] deg",
             "deform_set": args.deform,
             "bone_heat": "Blender 'With Automatic Weights' via bpy on the mesh welded by position, weights mapped back",
-            "improved": "heat diffusion on the welded surface, nearest visible bone as source (backend/skinning_improved.py), top-4",
+            "improved": "heat diffusion over the welded surface, source = nearest bone by normal-penalised distance, pieces without a bone carried rigidly, top-4 (backend/skinning_improved.py)",
             "eq9": "Gaussian distance, sigma 0.02 x bbox diagonal, top-4 (backend/skinning.py)",
             "rigid": "weight 1 on the nearest bone segment",
         },
@@ -99,8 +105,9 @@ def main() -> None:
         "mean": _means(characters),
         "speed": None if args.no_speed else _speed(),
     }
-    if str(args.picture) and picture_rows:
-        result["picture"] = str(comparison_image(picture_rows, args.picture).relative_to(ROOT))
+    if args.picture and picture_rows:
+        picture = comparison_image(picture_rows, Path(args.picture).resolve())
+        result["picture"] = str(picture.relative_to(ROOT)) if picture.is_relative_to(ROOT) else str(picture)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1))
@@ -191,9 +198,19 @@ def _means(characters: dict) -> dict:
     return mean
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _machine() -> dict:
     return {
-        "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "cpu": _cpu_name(), "cores": os.cpu_count(),
         "python": platform.python_version(), "numpy": np.__version__, "platform": platform.platform(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "note": "2 cores shared with other jobs",
