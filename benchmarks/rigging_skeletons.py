@@ -46,6 +46,18 @@ def kmeans_skeleton(mesh: Mesh, centres: int = KMEANS_CENTRES, seed: int = 0) ->
     return _through_rig_mesh(mesh, centroids, f"kmeans{centres}_mst")
 
 
+def true_joint_skeleton(mesh: Mesh, true_joints: np.ndarray, count: int = KMEANS_CENTRES) -> SkeletonRun:
+    """`count` of the artist's own joints (farthest-point order, from the one nearest the centroid) as markers
+    through rig-mesh: what a keypoint network that found real joints would score (the issue quotes ≈ 0.03)."""
+    joints = np.unique(np.asarray(true_joints, np.float64), axis=0)
+    picked = [int(np.argmin(np.linalg.norm(joints - joints.mean(axis=0), axis=1)))]
+    gap = np.linalg.norm(joints - joints[picked[0]], axis=1)
+    while len(picked) < min(count, len(joints)):
+        picked.append(int(np.argmax(gap)))
+        gap = np.minimum(gap, np.linalg.norm(joints - joints[picked[-1]], axis=1))
+    return _through_rig_mesh(mesh, joints[picked], f"true_joints{count}_mst")
+
+
 def skeletor_skeleton(mesh: Mesh) -> SkeletonRun:
     """skeletor's wavefront skeletonisation of the welded mesh (a classical, training-free reference)."""
     try:
