@@ -19,8 +19,8 @@ the bone crosses no surface; `visibility_candidates` > 0 does that (Embree throu
 bones tried, nearest first), but it is off by default: predicted skeletons, and some artist ones, put bones
 outside thin parts (a snake's mouth bone lies in the open mouth), and then the ray test hands whole parts to
 the wrong bone. Measured on data/rigs (mean deformation error over 10 characters, artist deform set): normal
-penalty only 0.0255, with rays (4 candidates) 0.0486, Blender's own rule (nearest only, must be visible)
-0.0547; without the snake the three are within 0.0146–0.0154.
+penalty only 0.0206, with rays (4 candidates) 0.0419, Blender's own rule (nearest only, must be visible)
+0.0397; without the snake the three are within 0.0129–0.0134.
 
 A separate piece of the mesh that no bone passes through (an eye, a button) is not diffused at all: it moves
 rigidly with the body vertex nearest to it (`_carry_boneless_pieces`).
