@@ -75,8 +75,10 @@ def rig_mesh_command(
     mesh: Path = typer.Argument(..., help="Mesh to rig: .glb .gltf .obj .ply .stl (parts are joined)."),
     out: Path = typer.Option(..., "-o", "--out", help="Bundle folder to write (replaced if it holds an earlier bundle)."),
     markers: Optional[Path] = typer.Option(None, "--markers", help="Marker JSON: keypoints [+ edges] in mesh coordinates."),
-    sigma_scale: float = typer.Option(0.02, help="Skinning Gaussian width as a fraction of the bounding-box diagonal."),
-    sharpness: float = typer.Option(2.0, help="Skinning falloff exponent (2 = Gaussian)."),
+    skinning: str = typer.Option("improved", help="Skin weights: improved (heat over the surface, default), eq9 (the "
+                                 "paper's Gaussian distance), rigid (nearest bone only)."),
+    sigma_scale: float = typer.Option(0.02, help="eq9/rigid: Gaussian width as a fraction of the bounding-box diagonal."),
+    sharpness: float = typer.Option(2.0, help="eq9/rigid: falloff exponent (2 = Gaussian)."),
     top_k: int = typer.Option(4, help="Bone influences per vertex (game engines take 4)."),
     json_lines: bool = JSON_OPTION,
     debug: bool = DEBUG_OPTION,
@@ -84,10 +86,12 @@ def rig_mesh_command(
     """Rig an existing mesh: skeleton from keypoints, skin weights on its own vertices, a bundle out."""
     from .pipeline.rig_mesh import RigMeshOptions, rig_mesh
 
-    options = RigMeshOptions(
-        markers=str(markers) if markers else None, sigma_scale=sigma_scale, sharpness=sharpness, top_k=top_k
-    )
-    _run_job(lambda progress: rig_mesh(mesh, out, options, progress), json_lines=json_lines, debug=debug)
+    def job(progress: Progress) -> Path:
+        options = RigMeshOptions(markers=str(markers) if markers else None, sigma_scale=sigma_scale,
+                                 sharpness=sharpness, top_k=top_k, skinning=skinning)
+        return rig_mesh(mesh, out, options, progress)
+
+    _run_job(job, json_lines=json_lines, debug=debug)
 
 
 @app.command("demo")
@@ -100,9 +104,14 @@ def demo_command(
     """Rig a built-in example body (no files or weights needed) and write its bundle."""
     from .pipeline.rig_mesh import RigMeshOptions, rig_mesh
 
-    folder = EXAMPLES / example
-    options = RigMeshOptions(markers=str(folder / "joints.json"))
-    _run_job(lambda progress: rig_mesh(folder / "mesh.glb", out, options, progress), json_lines=json_lines, debug=debug)
+    def job(progress: Progress) -> Path:
+        folder = EXAMPLES / example
+        if not (folder / "mesh.glb").is_file():
+            known = sorted(p.name for p in EXAMPLES.iterdir() if (p / "mesh.glb").is_file())
+            raise KeyDiffError("invalid_argument", f"no example {example!r}; the built-in examples are {known}")
+        return rig_mesh(folder / "mesh.glb", out, RigMeshOptions(markers=str(folder / "joints.json")), progress)
+
+    _run_job(job, json_lines=json_lines, debug=debug)
 
 
 @app.command("generate")

@@ -21,7 +21,8 @@ from ..export.bundle import RigResult, write_bundle
 from ..mesh_io import load_mesh
 from ..progress import Progress, SilentProgress
 from ..skeleton import build_skeleton
-from ..skinning import DEFAULT_SHARPNESS, DEFAULT_SIGMA_SCALE, DEFAULT_TOP_K, gaussian_distance_weights
+from ..skinning import DEFAULT_SHARPNESS, DEFAULT_SIGMA_SCALE, DEFAULT_TOP_K
+from ..skinning_improved import SKINNING_METHODS, skin_weights
 from .markers import load_markers
 from .preview import PREVIEW_FILE, write_preview
 
@@ -32,6 +33,11 @@ class RigMeshOptions:
     sigma_scale: float = DEFAULT_SIGMA_SCALE   # Eq. 9 Gaussian width, x bounding-box diagonal
     sharpness: float = DEFAULT_SHARPNESS       # Eq. 9 exponent on distance / sigma
     top_k: int = DEFAULT_TOP_K                 # influences per vertex (glTF and game engines take 4)
+    skinning: str = "improved"                 # "improved" (surface heat), "eq9" (the paper's), "rigid"
+
+    def __post_init__(self) -> None:
+        if self.skinning not in SKINNING_METHODS:
+            raise KeyDiffError("invalid_argument", f"--skinning must be one of {SKINNING_METHODS}, got {self.skinning!r}")
 
 
 def rig_mesh(
@@ -57,11 +63,8 @@ def rig_mesh(
     rig_canonical = skeleton.rig
     progress.stage("skeleton", 1.0, f"{rig_canonical.num_bones} bones")
 
-    progress.stage("skinning", 0.0)
-    weights = gaussian_distance_weights(
-        canonical_vertices, rig_canonical,
-        sigma_scale=options.sigma_scale, sharpness=options.sharpness, top_k=options.top_k,
-    )
+    progress.stage("skinning", 0.0, options.skinning)
+    weights = skin_weights(options.skinning, canonical_vertices, mesh.faces, rig_canonical, **_skinning_settings(options))
     progress.stage("skinning", 1.0)
 
     progress.stage("export", 0.0, "writing the bundle")
@@ -81,6 +84,14 @@ def rig_mesh(
     )
     progress.stage("export", 1.0, str(bundle))
     return bundle
+
+
+def _skinning_settings(options: RigMeshOptions) -> dict:
+    """The settings each skinning method takes (the heat method has no Gaussian width; rigid keeps one bone)."""
+    if options.skinning == "improved":
+        return {"top_k": options.top_k}
+    gaussian = {"sigma_scale": options.sigma_scale, "sharpness": options.sharpness}
+    return gaussian if options.skinning == "rigid" else {**gaussian, "top_k": options.top_k}
 
 
 def _keypoints(options: RigMeshOptions) -> tuple[np.ndarray, np.ndarray]:
