@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backend.cameras import DEFAULT_HALF_SIZE, canonical_transform, look_at_camera, orbit_center  # noqa: E402
 from backend.mesh_io import load_mesh  # noqa: E402
+from backend.progress import ConsoleProgress  # noqa: E402
 from backend.views.render import render_orbit, render_views  # noqa: E402
 from benchmarks.machine import machine_info, today  # noqa: E402
 from frosting.config import get_preset  # noqa: E402
@@ -58,7 +60,7 @@ def run_object(path: Path, preset: str, image_size: int) -> tuple[dict, dict]:
     held = render_views(mesh, held_out_cameras(image_size))
     cfg = get_preset(preset)
     start = time.perf_counter()
-    result = reconstruct(views, cfg)
+    result = reconstruct(views, cfg, ConsoleProgress())
     seconds = time.perf_counter() - start
     tv = train_views(held, cfg.resolution)
     with torch.no_grad():
@@ -75,15 +77,18 @@ def run_object(path: Path, preset: str, image_size: int) -> tuple[dict, dict]:
 
 
 def save_picture(name: str, extra: dict, cfg_resolution: int) -> None:
-    """Held-out view: source render | frosting render, side by side."""
+    """Held-out view: source mesh | frosting Gaussians | reconstructed mesh (shaded), side by side."""
     from PIL import Image
-    src = Image.fromarray(extra["held"].images[0]).resize((cfg_resolution, cfg_resolution), Image.BOX)
+    size = cfg_resolution
+    src = Image.fromarray(extra["held"].images[0]).resize((size, size), Image.BOX)
     rec = Image.fromarray((extra["render"][0].clamp(0, 1).numpy() * 255).astype(np.uint8))
-    sheet = Image.new("RGB", (2 * cfg_resolution, cfg_resolution), "white")
-    sheet.paste(src, (0, 0))
-    sheet.paste(rec, (cfg_resolution, 0))
+    mesh_view = render_views(extra["mesh"], [extra["held"].cameras[0]]).images[0]
+    mesh_img = Image.fromarray(mesh_view).resize((size, size), Image.BOX)
+    sheet = Image.new("RGB", (3 * size, size), "white")
+    for i, img in enumerate((src, rec, mesh_img)):
+        sheet.paste(img, (i * size, 0))
     IMAGES.mkdir(parents=True, exist_ok=True)
-    sheet.resize((4 * cfg_resolution, 2 * cfg_resolution), Image.NEAREST).save(IMAGES / f"frosting_{name}.png")
+    sheet.resize((6 * size, 2 * size), Image.NEAREST).save(IMAGES / f"frosting_{name}.png")
 
 
 def time_splatter(num_gaussians: int = 10000, size: int = 128, repeats: int = 5) -> dict:
@@ -119,12 +124,16 @@ def main() -> None:
     record = {"date": today(), "machine": machine_info(), "command": " ".join(["benchmarks/frosting.py"] + sys.argv[1:]),
               "preset": args.preset, "image_size": args.image_size, "torch_threads": torch.get_num_threads(),
               "splatter": time_splatter(), "objects": []}
+    names = args.objects.split(",")
+    earlier = results.get(args.preset, {}).get("objects", [])
+    record["objects"] = [row for row in earlier if row["object"] not in names]   # rows of other runs stay
     results[args.preset] = record
-    for name in args.objects.split(","):
+    for i, name in enumerate(names):
         row, extra = run_object(RIGS / name, args.preset, args.image_size)
+        row["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
         print(json.dumps(row), flush=True)
         record["objects"].append(row)
-        if len(record["objects"]) == 1:
+        if i == 0:
             save_picture(Path(name).stem, extra, get_preset(args.preset).resolution)
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         tmp = RESULTS.with_suffix(".tmp")

@@ -35,7 +35,7 @@ RADIUS = 0.35
 def sphere_views():
     s = trimesh.creation.icosphere(subdivisions=3, radius=RADIUS)
     colors = np.concatenate([(s.vertices * 1.2 + 0.5).clip(0, 1), np.ones((len(s.vertices), 1))], 1)
-    return render_orbit(Mesh(vertices=s.vertices, faces=s.faces, colors=colors.astype(np.float32)), image_size=48)
+    return render_orbit(Mesh(vertices=s.vertices, faces=s.faces, colors=colors.astype(np.float32)), image_size=32)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_mesh_extraction_gives_a_surface_near_the_sphere(extracted, cfg):
 
 
 def test_level_set_points_lie_on_a_gaussian_shell_with_outward_normals(sphere_views):
-    tv = train_views(sphere_views, 32)
+    tv = train_views(sphere_views.subset(range(0, 21, 3)), 32)
     n = 3000
     centres = torch.nn.functional.normalize(torch.randn(n, 3, generator=torch.Generator().manual_seed(0)), dim=1)
     shell = GaussianSet(centres * RADIUS, torch.tensor([[1.0, 0, 0, 0]]).repeat(n, 1),
@@ -101,7 +101,7 @@ def test_level_set_points_lie_on_a_gaussian_shell_with_outward_normals(sphere_vi
                         torch.zeros(n, 0, 3))
     surface = level_set_points(shell, tv, level=0.3, budget=3000)
     r = np.linalg.norm(surface.points, axis=1)
-    assert len(r) > 1000 and np.all(np.abs(r - RADIUS) < 0.15 * RADIUS)
+    assert len(r) > 500 and np.all(np.abs(r - RADIUS) < 0.15 * RADIUS)
     cos_out = np.einsum("ij,ij->i", surface.normals, surface.points) / r
     assert np.percentile(cos_out, 5) > 0.9                  # normals point out of the object
 
