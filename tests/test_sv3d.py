@@ -231,7 +231,10 @@ def test_tau_500_maps_to_sigma_1p62_and_step_34_of_50():
 
 
 def test_default_feature_views_are_the_input_plus_three_spread_frames():
-    assert default_feature_frames(4, 21) == (20, 4, 9, 15)
+    assert default_feature_frames(4, 21) == (20, 4, 9, 14)
+    from backend.keypoints import DEFAULT_VIEW_INDICES
+
+    assert default_feature_frames(4, 21) == tuple(DEFAULT_VIEW_INDICES)   # the frames the network reads
     assert default_feature_frames(1, 21) == (20,)
 
 

@@ -60,7 +60,7 @@ def test_the_sv3d_backbone_trains_the_keypoint_network_for_5_steps_on_tiny_model
     masks = torch.from_numpy(np.stack([item.masks for item in items])).float()[:, :, None]
     projections = torch.from_numpy(np.stack([item.projections for item in items])).float()
     assert layers[0].shape[:2] == (2, 4) and images.shape == (2, 4, 3, 32, 32)
-    assert items[0].frames == [20, 4, 9, 15]
+    assert items[0].frames == [20, 4, 9, 14]
     # The input view's image is the preprocessed photo: the object is actually there.
     assert items[0].masks[0].any()
 

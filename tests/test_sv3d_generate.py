@@ -63,7 +63,7 @@ def test_generate_writes_21_views_masks_cameras_and_features(tmp_path, tiny_weig
     assert all(np.allclose(a.R, b.R) and np.allclose(a.t, b.t) for a, b in zip(views.cameras, expected))
     assert views.masks[20].any() and not views.masks[20].all()  # the input's own alpha
     features = load_features(out / "features.safetensors")
-    assert features.frames == [20, 4, 9, 15] and len(features.taps) == 6
+    assert features.frames == [20, 4, 9, 14] and len(features.taps) == 6
     summary = json.loads((out / "generate.json").read_text())
     assert summary["settings"]["steps"] == 2 and summary["weights"] == str(tiny_weights)
     assert summary["orbit_check"] is not None and set(summary["orbit_check"]["mean_iou"]) == {"1", "-1"}
@@ -116,7 +116,7 @@ def test_prepare_caches_every_photo_splits_by_shard_and_resumes(tmp_path, tiny_w
     assert sorted(p.name for p in cache.iterdir() if p.is_dir()) == ["a", "b", "sub__c"]
     assert "d" in json.loads((cache / "failed-0-of-2.json").read_text())
     for item in ("a", "b", "sub__c"):
-        assert load_features(cache / item / "features.safetensors").frames == [20, 4, 9, 15]
+        assert load_features(cache / item / "features.safetensors").frames == [20, 4, 9, 14]
     stamp = (cache / "a" / "generate.json").stat().st_mtime_ns
     again = prepare(photos, cache, shard=(0, 1), weights=str(tiny_weights), steps=1, device="cpu", log=logs.append)
     assert again["skipped"] == 3 and again["done"] == 0 and again["failed"] == 1  # only the corrupt one retried

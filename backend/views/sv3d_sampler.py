@@ -63,7 +63,7 @@ def as_progress_callback(progress) -> Progress:
 class FeatureRequest:
     """Which views' decoder features to keep, and at which noise level."""
 
-    frames: tuple[int, ...]  # orbit frame indices, e.g. (20, 4, 9, 15)
+    frames: tuple[int, ...]  # orbit frame indices, e.g. (20, 4, 9, 14)
     tau: float = DEFAULT_TAU  # DDPM-equivalent timestep in [0, num_train_timesteps)
 
 
@@ -97,23 +97,15 @@ def capture_step(sigmas: torch.Tensor, sigma: float) -> int:
 
 
 def default_feature_frames(num_views: int = 4, num_frames: int = 21) -> tuple[int, ...]:
-    """The input view (last frame) plus num_views − 1 frames spread evenly in azimuth around the orbit.
+    """The input view (last frame) plus num_views − 1 frames evenly spaced in frame index around the orbit.
 
-    Frame i < F−1 sits at azimuth 360/F·(i+1); the frame nearest to 360·k/num_views is taken (ties to the
-    smaller azimuth). For 4 views of 21: (20, 4, 9, 15) at 0°, 85.7°, 171.4°, 274.3°.
+    Frame i < F−1 sits at azimuth 360/F·(i+1); view k takes frame floor(k·F/num_views) − 1. For 4 views of 21:
+    (20, 4, 9, 14) at 0°, 85.7°, 171.4°, 257.1° — the views the keypoint network is trained on
+    (backend.keypoints.DEFAULT_VIEW_INDICES), so SV3D features and mesh renders feed it the same cameras.
     """
     if not 1 <= num_views <= num_frames:
         raise KeyDiffError("invalid_argument", f"num_views={num_views}; expected 1..{num_frames}")
-    step = 360.0 / num_frames
-    frames = [num_frames - 1]
-    for k in range(1, num_views):
-        target = 360.0 * k / num_views
-        nearest = math.floor(target / step + 0.5 - 1e-9)  # multiples of step; ties go down
-        frame = min(max(nearest, 1), num_frames - 1) - 1
-        if frame in frames:
-            raise KeyDiffError("invalid_argument", f"num_views={num_views} is too many to spread over {num_frames} frames")
-        frames.append(frame)
-    return tuple(frames)
+    return (num_frames - 1,) + tuple(k * num_frames // num_views - 1 for k in range(1, num_views))
 
 
 def _check_image(image: torch.Tensor, factor: int) -> torch.Tensor:
