@@ -39,9 +39,9 @@ def backend_report(weights: str | None = None, checkpoint: str | None = None) ->
     except Exception as exc:
         report["sv3d_weights_problem"] = str(getattr(exc, "message", exc)).splitlines()[0]
     try:
-        from .keypoints import inference
+        from .pipeline.keypoint_source import default_checkpoint
 
-        default = getattr(inference, "DEFAULT_CHECKPOINT", None)
+        default = default_checkpoint()
         path = checkpoint or (str(default) if default else "")
         if not path:
             report["checkpoint_problem"] = "no trained keypoint checkpoint ships with this backend yet"

@@ -74,7 +74,11 @@ def _fail(code: str, message: str, json_lines: bool, exit_code: int) -> None:
 def rig_mesh_command(
     mesh: Path = typer.Argument(..., help="Mesh to rig: .glb .gltf .obj .ply .stl (parts are joined)."),
     out: Path = typer.Option(..., "-o", "--out", help="Bundle folder to write (replaced if it holds an earlier bundle)."),
-    markers: Optional[Path] = typer.Option(None, "--markers", help="Marker JSON: keypoints [+ edges] in mesh coordinates."),
+    markers: Optional[Path] = typer.Option(None, "--markers", help="Marker JSON: keypoints [+ edges] in mesh coordinates "
+                                           "(instead of the keypoint network)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Keypoint network checkpoint (default: the "
+                                              "shipped CPU one, checkpoints/keypoints_cpu.pt)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda, for the keypoint network."),
     skinning: str = typer.Option("improved", help="Skin weights: improved (heat over the surface, default), eq9 (the "
                                  "paper's Gaussian distance), rigid (nearest bone only)."),
     sigma_scale: float = typer.Option(0.02, help="eq9/rigid: Gaussian width as a fraction of the bounding-box diagonal."),
@@ -87,8 +91,9 @@ def rig_mesh_command(
     from .pipeline.rig_mesh import RigMeshOptions, rig_mesh
 
     def job(progress: Progress) -> Path:
-        options = RigMeshOptions(markers=str(markers) if markers else None, sigma_scale=sigma_scale,
-                                 sharpness=sharpness, top_k=top_k, skinning=skinning)
+        options = RigMeshOptions(markers=str(markers) if markers else None,
+                                 checkpoint=str(checkpoint) if checkpoint else None, device=device,
+                                 sigma_scale=sigma_scale, sharpness=sharpness, top_k=top_k, skinning=skinning)
         return rig_mesh(mesh, out, options, progress)
 
     _run_job(job, json_lines=json_lines, debug=debug)

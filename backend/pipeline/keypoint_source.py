@@ -1,0 +1,77 @@
+"""Where rig-mesh and rig get their keypoints: a marker file, or the trained keypoint network.
+
+Both return keypoints in the canonical frame plus a K x K edge-weight matrix, so the skeleton, skinning and
+export that follow never know which source was used. Network keypoints that land outside the surface (the
+soft-argmax of a blurry heatmap can sit in the air between two legs) are pulled into the body.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from ..cameras import CanonicalTransform
+from ..errors import KeyDiffError
+from ..mesh import Mesh
+from ..views.viewset import ViewSet
+from .markers import load_markers
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHIPPED_CHECKPOINT = REPO_ROOT / "checkpoints" / "keypoints_cpu.pt"
+
+
+def default_checkpoint() -> Path | None:
+    """The shipped CPU checkpoint when present in this checkout, else None."""
+    return SHIPPED_CHECKPOINT if SHIPPED_CHECKPOINT.is_file() else None
+
+
+def marker_keypoints(markers_path: str, to_canonical: CanonicalTransform) -> tuple[np.ndarray, np.ndarray]:
+    markers = load_markers(markers_path)
+    return to_canonical.apply(markers.keypoints), markers.adjacency
+
+
+def network_keypoints(checkpoint: str | None, views_for_model, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints [K, 3] (canonical) and adjacency [K, K] predicted by the checkpoint.
+
+    views_for_model(image_size, frames) -> ViewSet: renders or loads the orbit frames the network reads, at the
+    image size it was trained on.
+    """
+    path = Path(checkpoint) if checkpoint else default_checkpoint()
+    if path is None:
+        raise KeyDiffError(
+            "missing_weights",
+            "no keypoint checkpoint: pass --checkpoint FILE (train one with training/train.py) or --markers FILE",
+        )
+    from ..keypoints.inference import load_keypoint_model, predict_keypoints   # torch: only when used
+
+    model = load_keypoint_model(path, device)
+    views: ViewSet = views_for_model(model.config.backbone_image_size, model.view_indices)
+    return predict_keypoints(model, views)
+
+
+def pull_inside(points: np.ndarray, mesh: Mesh) -> np.ndarray:
+    """[K, 3] points; those outside a closed mesh move to the middle of the body at their nearest surface point.
+
+    The middle is found by a ray from the nearest vertex along its inward normal to the opposite wall; a mesh
+    that is not closed (no inside to speak of) is left alone.
+    """
+    tm = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False)
+    if not tm.is_watertight:
+        return points
+    outside = ~tm.contains(points)
+    if not outside.any():
+        return points
+    normals = mesh.with_normals().normals.astype(np.float64)
+    from scipy.spatial import cKDTree
+
+    _, nearest = cKDTree(mesh.vertices).query(points[outside])
+    inward = -normals[nearest]
+    origins = mesh.vertices[nearest] + inward * 1e-6 * float(np.ptp(mesh.vertices, axis=0).max())
+    hits, ray_index, _ = tm.ray.intersects_location(origins, inward, multiple_hits=False)
+    depth = np.zeros(len(origins))
+    depth[ray_index] = np.linalg.norm(hits - origins[ray_index], axis=1)
+    moved = points.copy()
+    moved[outside] = origins + inward * (depth / 2.0)[:, None]
+    return moved
