@@ -88,12 +88,14 @@ def rig_mesh_command(
     debug: bool = DEBUG_OPTION,
 ) -> None:
     """Rig an existing mesh: skeleton from keypoints, skin weights on its own vertices, a bundle out."""
+    from .pipeline.assemble import SkinningOptions
     from .pipeline.rig_mesh import RigMeshOptions, rig_mesh
 
     def job(progress: Progress) -> Path:
-        options = RigMeshOptions(markers=str(markers) if markers else None,
-                                 checkpoint=str(checkpoint) if checkpoint else None, device=device,
-                                 sigma_scale=sigma_scale, sharpness=sharpness, top_k=top_k, skinning=skinning)
+        options = RigMeshOptions(
+            markers=str(markers) if markers else None, checkpoint=str(checkpoint) if checkpoint else None,
+            device=device, skinning=SkinningOptions(skinning, sigma_scale, sharpness, top_k),
+        )
         return rig_mesh(mesh, out, options, progress)
 
     _run_job(job, json_lines=json_lines, debug=debug)

@@ -1,0 +1,54 @@
+"""The shared tail of every rigging job: canonical mesh + keypoints -> skeleton -> skin weights.
+
+rig-mesh (a user's mesh) and rig (a mesh reconstructed from SV3D views) differ only in where the mesh and the
+keypoints come from; from here on they are the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import KeyDiffError
+from ..mesh import Mesh
+from ..progress import Progress
+from ..rig import Rig, SkinWeights
+from ..skeleton import SkeletonResult, build_skeleton
+from ..skinning import DEFAULT_SHARPNESS, DEFAULT_SIGMA_SCALE, DEFAULT_TOP_K
+from ..skinning_improved import SKINNING_METHODS, skin_weights
+
+
+@dataclass(frozen=True)
+class SkinningOptions:
+    method: str = "improved"                   # "improved" (surface heat), "eq9" (the paper's), "rigid"
+    sigma_scale: float = DEFAULT_SIGMA_SCALE   # eq9/rigid: Gaussian width, x bounding-box diagonal
+    sharpness: float = DEFAULT_SHARPNESS       # eq9/rigid: exponent on distance / sigma
+    top_k: int = DEFAULT_TOP_K                 # influences per vertex (glTF and game engines take 4)
+
+    def __post_init__(self) -> None:
+        if self.method not in SKINNING_METHODS:
+            raise KeyDiffError("invalid_argument", f"--skinning must be one of {SKINNING_METHODS}, got {self.method!r}")
+
+    def settings(self) -> dict:
+        """The settings each method takes (the heat method has no Gaussian width; rigid keeps one bone)."""
+        if self.method == "improved":
+            return {"top_k": self.top_k}
+        gaussian = {"sigma_scale": self.sigma_scale, "sharpness": self.sharpness}
+        return gaussian if self.method == "rigid" else {**gaussian, "top_k": self.top_k}
+
+
+def rig_and_skin(
+    canonical_mesh: Mesh, keypoints: np.ndarray, adjacency: np.ndarray, skinning: SkinningOptions, progress: Progress
+) -> tuple[SkeletonResult, SkinWeights]:
+    """Skeleton from canonical keypoints, weights on the mesh's own vertices (both in the canonical frame)."""
+    progress.stage("skeleton", 0.0)
+    lo, hi = canonical_mesh.bounding_box()
+    # merge distances relative to the mesh, not to the keypoints' own spread (markers may cover a part only)
+    skeleton = build_skeleton(keypoints, adjacency, object_size=float(np.linalg.norm(hi - lo)))
+    rig: Rig = skeleton.rig
+    progress.stage("skeleton", 1.0, f"{rig.num_bones} bones")
+    progress.stage("skinning", 0.0, skinning.method)
+    weights = skin_weights(skinning.method, canonical_mesh.vertices, canonical_mesh.faces, rig, **skinning.settings())
+    progress.stage("skinning", 1.0)
+    return skeleton, weights
