@@ -101,6 +101,33 @@ def rig_mesh_command(
     _run_job(job, json_lines=json_lines, debug=debug)
 
 
+@app.command("rig")
+def rig_command(
+    image: Path = typer.Argument(..., help="Photo of one object: RGBA cut-out, or any image when rembg is installed."),
+    out: Path = typer.Option(..., "-o", "--out", help="Bundle folder to write (replaced if it holds an earlier bundle)."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="SV3D-p weights folder or hub id (see docs/sv3d.md)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Keypoint network checkpoint (default: shipped)."),
+    preset: str = typer.Option("cpu_small", "--preset", help="Frosting quality: cpu_small or gpu_full."),
+    steps: int = typer.Option(50, "--steps", help="SV3D denoising steps."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the sampler."),
+    device: str = typer.Option("auto", "--device", help="auto (cuda when available), cpu or cuda."),
+    skinning: str = typer.Option("improved", help="Skin weights: improved, eq9 or rigid."),
+    json_lines: bool = JSON_OPTION,
+    debug: bool = DEBUG_OPTION,
+) -> None:
+    """Rig a photo: SV3D views, keypoints, a Gaussian Frosting mesh, skeleton and weights, a bundle out."""
+
+    def job(progress: Progress) -> Path:
+        from .pipeline.assemble import SkinningOptions
+        from .pipeline.rig_image import RigImageOptions, rig_image
+
+        options = RigImageOptions(weights=weights, checkpoint=str(checkpoint) if checkpoint else None, preset=preset,
+                                  steps=steps, seed=seed, device=device, skinning=SkinningOptions(skinning))
+        return rig_image(image, out, options, progress)
+
+    _run_job(job, json_lines=json_lines, debug=debug)
+
+
 @app.command("demo")
 def demo_command(
     out: Path = typer.Option(Path("out/demo"), "-o", "--out", help="Bundle folder to write."),

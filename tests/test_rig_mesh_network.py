@@ -29,6 +29,8 @@ def tiny_checkpoint(path: Path, num_keypoints: int = 6) -> Path:
     config = KeypointNetConfig(num_keypoints=num_keypoints, grid_size=8, backbone_image_size=64,
                                feature_channels=8, feature_resolution=8, v2v_base_channels=4)
     net = KeypointNet(config)
+    with torch.no_grad():   # sharpen the random heatmaps so the untrained keypoints spread instead of all
+        net.volume_net.out.weight.mul_(200.0)   # sitting at the volume's centre (soft-argmax of a flat map)
     torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model_config": config.to_dict(),
                 "model": net.state_dict(), "view_indices": list(DEFAULT_VIEW_INDICES)}, path)
     return path

@@ -99,7 +99,7 @@ def write_bundle(
             "invalid_argument",
             f"weights cover {result.weights.num_vertices} vertices but the mesh has {result.mesh.num_vertices}",
         )
-    _check_replaceable(out_dir)
+    check_bundle_destination(out_dir)
     staging = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:8]}"
     try:
         staging.mkdir(parents=True)
@@ -172,7 +172,7 @@ def rig_from_document(doc: dict) -> Rig:
     )
 
 
-def _check_replaceable(out_dir: Path) -> None:
+def check_bundle_destination(out_dir: Path) -> None:
     """Only an empty folder or an earlier bundle may be replaced: never a user's unrelated folder."""
     if not out_dir.exists():
         return

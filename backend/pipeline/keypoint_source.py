@@ -32,23 +32,49 @@ def marker_keypoints(markers_path: str, to_canonical: CanonicalTransform) -> tup
     return to_canonical.apply(markers.keypoints), markers.adjacency
 
 
-def network_keypoints(checkpoint: str | None, views_for_model, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """Keypoints [K, 3] (canonical) and adjacency [K, K] predicted by the checkpoint.
-
-    views_for_model(image_size, frames) -> ViewSet: renders or loads the orbit frames the network reads, at the
-    image size it was trained on.
-    """
+def load_network(checkpoint: str | None, device: str = "cpu"):
+    """The keypoint network of `checkpoint`, else the shipped one; a clear error when there is none."""
     path = Path(checkpoint) if checkpoint else default_checkpoint()
     if path is None:
         raise KeyDiffError(
             "missing_weights",
             "no keypoint checkpoint: pass --checkpoint FILE (train one with training/train.py) or --markers FILE",
         )
-    from ..keypoints.inference import load_keypoint_model, predict_keypoints   # torch: only when used
+    from ..keypoints.inference import load_keypoint_model   # torch: only when used
 
-    model = load_keypoint_model(path, device)
-    views: ViewSet = views_for_model(model.config.backbone_image_size, model.view_indices)
-    return predict_keypoints(model, views)
+    return load_keypoint_model(path, device)
+
+
+def predict_network(model, views: ViewSet, features_path: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints [K, 3] (canonical) and adjacency [K, K]; an `sv3d` network reads the SV3D decoder features."""
+    from ..keypoints.inference import KeypointInputs, predict_keypoints
+
+    if model.config.backbone != "sv3d":
+        return predict_keypoints(model, views)
+    if features_path is None:
+        raise KeyDiffError("invalid_argument", "this checkpoint reads SV3D features; it rigs photos (`rig`), not meshes")
+    import torch
+
+    from ..cameras import projection_matrix
+    from ..keypoints.backbones import Sv3dFeatureAdapter
+    from ..views.sv3d_features import load_features
+
+    features = load_features(features_path)
+    layers = Sv3dFeatureAdapter(model.config.backbone_layers, model.config.layer_channels).load(features_path)
+    position = {int(frame): n for n, frame in enumerate(views.frames)}
+    projections = np.stack([projection_matrix(views.cameras[position[int(f)]]) for f in features.frames])
+    inputs = KeypointInputs(layers, torch.as_tensor(projections, dtype=torch.float32), tuple(views.images.shape[1:3]))
+    return predict_keypoints(model, inputs)
+
+
+def network_keypoints(checkpoint: str | None, views_for_model, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints [K, 3] (canonical) and adjacency [K, K] predicted from views of a mesh.
+
+    views_for_model(image_size, frames) -> ViewSet: renders the orbit frames the network reads, at the image
+    size it was trained on.
+    """
+    model = load_network(checkpoint, device)
+    return predict_network(model, views_for_model(model.config.backbone_image_size, model.view_indices))
 
 
 def pull_inside(points: np.ndarray, mesh: Mesh) -> np.ndarray:
