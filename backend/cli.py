@@ -172,6 +172,27 @@ def generate_command(
     _run_job(job, json_lines=json_lines, debug=debug)
 
 
+@app.command("reconstruct")
+def reconstruct_command(
+    views_dir: Path = typer.Argument(..., help="A views folder (from `generate`, or a bundle's views/)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Folder for mesh.glb/.ply, gaussians.ply and binding.npz."),
+    preset: str = typer.Option("cpu_small", "--preset", help="cpu_small (CPU, minutes) or gpu_full (CUDA)."),
+    device: str = typer.Option("auto", "--device", help="auto (cuda when available), cpu or cuda."),
+    json_lines: bool = JSON_OPTION,
+    debug: bool = DEBUG_OPTION,
+) -> None:
+    """Gaussian Frosting: a mesh and Gaussians bound to it from the 21 orbit views."""
+
+    def job(progress: Progress) -> Path:
+        import torch
+        from frosting.pipeline import run_reconstruct
+
+        chosen = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        return run_reconstruct(views_dir, out, preset=preset, device=chosen, progress=progress)
+
+    _run_job(job, json_lines=json_lines, debug=debug)
+
+
 @app.command("check")
 def check_command(
     weights: Optional[str] = typer.Option(None, "--weights", help="SV3D weights folder or hub id to look for."),
