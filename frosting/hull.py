@@ -24,8 +24,9 @@ def carve(views: TrainViews, grid: int, half_size: float, mask_threshold: float 
           min_votes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Occupancy [G, G, G] bool (x, y, z order) of the cube [-half_size, half_size]³ and voxel centres [G,G,G,3].
 
-    A voxel is kept when it projects inside the mask in all views that see it but `slack` (default: 1 view
-    in 10 may disagree, tolerating a slightly wrong mask or camera).
+    A voxel is kept when it projects inside the mask in every view except at most `len(views) // 10` of them
+    (or all but `min_votes`), tolerating a slightly wrong mask or camera. Projecting outside an image counts
+    as empty: the object is framed in every view.
     """
     axis = (np.arange(grid) + 0.5) / grid * 2 * half_size - half_size
     centres = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1)          # [G, G, G, 3]

@@ -5,6 +5,10 @@ the rendered depth (σ = the nearest Gaussian's spread along the ray); the first
 level 0.3 is interpolated linearly; its normal is -∇d (pointing out), its colour the rendered pixel.
 Then screened Poisson (pymeshlab) → keep large components → quadric decimation → snap vertices to the
 nearest level point (Frosting's `project_mesh_on_surface_points`).
+
+Differences from the original, on purpose: no density-quantile cleaning (Frosting's README advises
+`--cleaning_quantile 0` for single synthetic objects, which is our case) and small connected components are
+dropped by face count rather than by visibility in the training views (no PyTorch3D rasterizer on CPU).
 """
 
 from __future__ import annotations

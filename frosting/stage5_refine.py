@@ -17,6 +17,7 @@ from .views import TrainViews
 
 def refine(layer: FrostedGaussians, views: TrainViews, cfg: FrostingConfig,
            on_step: Callable[[int, int], None] | None = None) -> FrostedGaussians:
+    """Optimise `layer`'s per-Gaussian parameters in place for `cfg.refine_iters` steps; returns it."""
     gen = torch.Generator().manual_seed(cfg.seed + 2)
     names = {"bary_logits": cfg.lr_bary, "quats": cfg.lr_rotation, "log_scales": cfg.lr_scaling,
              "opacity_logits": cfg.lr_opacity, "sh0": cfg.lr_sh0, "shN": cfg.lr_sh0 / 20}
@@ -31,7 +32,8 @@ def refine(layer: FrostedGaussians, views: TrainViews, cfg: FrostingConfig,
         optimizer.param_groups[0]["lr"] = exp_decay(step, cfg.refine_iters, cfg.lr_bary, cfg.lr_bary_final)
         view = int(torch.randint(len(views), (1,), generator=gen))
         sub = views.subset([view])
-        gs = GaussianSet(layer.centres(prisms), layer.quats, layer.log_scales, layer.opacity_logits, layer.sh0, layer.shN)
+        gs = GaussianSet(layer.centres(prisms), layer.quats, layer.log_scales, layer.opacity_logits,
+                         layer.sh0, layer.shN)
         out = gs.render(sub.viewmats, sub.Ks, views.width, views.height, background=1.0)
         loss = photometric_loss(out.colors, sub.images) + cfg.mask_weight * mask_loss(out.alphas, sub.masks)
         optimizer.zero_grad(set_to_none=True)
