@@ -217,3 +217,12 @@ def test_exported_mesh_keeps_normals_and_colours_and_binding_reloads(layer, extr
     binding = load_binding(tmp_path / "binding.npz")
     np.testing.assert_allclose(deform(binding, binding.rest_vertices).means,
                                load_ply(tmp_path / "gaussians.ply").means.numpy(), atol=1e-5)
+
+
+def test_reconstruct_on_cuda_without_a_gpu_names_the_device(sphere_views):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    from frosting import reconstruct
+    with pytest.raises(KeyDiffError) as err:
+        reconstruct(sphere_views, get_preset("tiny"), device="cuda")
+    assert err.value.code == "invalid_argument" and "cuda" in err.value.message
