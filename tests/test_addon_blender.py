@@ -277,9 +277,8 @@ def test_an_unsaved_blender_image_is_handed_to_the_backend_as_a_png(image_runs) 
 def test_image_job_failures_are_one_report_and_add_nothing(image_runs) -> None:
     missing = image_runs["missing_image"]
     assert missing["outcome"] == ["CANCELLED"] and "nope.png" in missing["report"] and missing["unchanged"]
-    no_job = image_runs["backend_without_image_job"]     # today's backend has no image command
-    assert no_job["outcome"] == ["CANCELLED"] and "backend_crashed" in no_job["report"]
-    assert "No such command 'rig'" in no_job["report"]
+    no_job = image_runs["real_backend_without_weights"]     # the real backend, without weights or a checkpoint here
+    assert no_job["outcome"] == ["CANCELLED"] and "missing_weights" in no_job["report"]
     assert no_job["unchanged"] and no_job["folders_left"] == []
 
 

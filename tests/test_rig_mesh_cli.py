@@ -150,6 +150,10 @@ def test_rig_mesh_on_real_characters_with_their_own_joints_as_markers(tmp_path: 
     edges = [[i, p] for i, p in enumerate(asset.skeleton_parents) if p >= 0]
     save_markers(tmp_path / "m.json", asset.skeleton_joints, edges=edges)
     done = run_cli("rig-mesh", str(path), "--markers", str(tmp_path / "m.json"), "-o", str(tmp_path / "b"))
+    if len(np.unique(asset.skeleton_joints.round(6), axis=0)) < 2:
+        # SimpleSkin's two joints sit on the same spot in its bind pose: no bone can be made, say so cleanly
+        assert done.returncode == 2 and "[invalid_keypoints]" in done.stderr and not (tmp_path / "b").exists()
+        return
     assert done.returncode == 0, done.stderr
     rig = rig_from_document(read_rig_document(tmp_path / "b"))
     weights = read_bundle_weights(tmp_path / "b")

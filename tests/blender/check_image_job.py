@@ -104,7 +104,7 @@ def main(config: dict) -> None:
     write_png(photo)
     results = {
         "missing_image": run(config["python"], image_source="FILE", image_path=str(scratch / "nope.png")),
-        "backend_without_image_job": run(config["python"], image_source="FILE", image_path=str(photo)),
+        "real_backend_without_weights": run(config["python"], image_source="FILE", image_path=str(photo)),
         "image_file": run(config["shim"], image_source="FILE", image_path=str(photo), seed=7),
     }
     results["image_file_argv"] = json.loads(Path(config["shim_log"]).read_text())
