@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
+from backend.export.bundle import write_mesh_glb
 from backend.mesh import Mesh
 
 from .deform import binding_from_layer, save_binding
@@ -15,13 +16,15 @@ from .layer import FrostedGaussians
 
 
 def save_mesh(mesh: Mesh, folder: Path) -> list[Path]:
+    """mesh.ply in our Z-up world (as Blender's PLY importer reads it) and mesh.glb in glTF's Y-up axes, written
+    by the bundle's own mesh writer so every .glb of the project stands upright in any viewer."""
     mesh = mesh.with_normals()
     colors = None if mesh.colors is None else np.clip(np.round(mesh.colors * 255), 0, 255).astype(np.uint8)
     tm = trimesh.Trimesh(mesh.vertices, mesh.faces, vertex_normals=mesh.normals, vertex_colors=colors,
                          process=False)
     paths = [folder / "mesh.ply", folder / "mesh.glb"]
     paths[0].write_bytes(trimesh.exchange.ply.export_ply(tm, encoding="binary", vertex_normal=True))
-    paths[1].write_bytes(trimesh.exchange.gltf.export_glb(trimesh.Scene(tm), include_normals=True))
+    write_mesh_glb(paths[1], mesh)
     return paths
 
 
