@@ -69,7 +69,7 @@ class Rig:
 
     def joint_order(self) -> np.ndarray:
         """Joint indices with every parent before its children (breadth-first from the root)."""
-        return _topological_order(self.parents)
+        return topological_order(self.parents)
 
     # --- bones ------------------------------------------------------------------------------------------
     @property
@@ -124,7 +124,9 @@ class Rig:
         return Rig(joints, self.parents, self.names, self.bone_names, self.bone_deforms)
 
 
-def _topological_order(parents: np.ndarray) -> np.ndarray:
+def topological_order(parents: np.ndarray) -> np.ndarray:
+    """Indices of a forest given by parent indices (-1 = a root), every parent before its children, breadth-first;
+    indices unreachable from a root (a cycle) are left out."""
     children: dict[int, list[int]] = {}
     for j, p in enumerate(parents.tolist()):
         children.setdefault(p, []).append(j)
@@ -136,7 +138,7 @@ def _topological_order(parents: np.ndarray) -> np.ndarray:
 
 
 def _check_is_tree(parents: np.ndarray) -> None:
-    if len(_topological_order(parents)) != len(parents):
+    if len(topological_order(parents)) != len(parents):
         raise KeyDiffError("invalid_rig", "parents contain a cycle: some joints are not reachable from the root")
 
 

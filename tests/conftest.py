@@ -22,3 +22,14 @@ def shared_rig_files() -> list[Path]:
     """Every rigged glTF character in ../shared/data/rigs (empty when the folder is absent)."""
     rigs = SHARED_DATA / "rigs"
     return sorted(p for p in rigs.glob("*") if p.suffix in {".glb", ".gltf"}) if rigs.is_dir() else []
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models are latency-bound: one torch thread is several times faster on a shared 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

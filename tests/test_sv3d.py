@@ -47,13 +47,7 @@ from backend.views.sv3d_sampler import (  # noqa: E402
 from backend.views.sv3d_unet import sv3d_unet_forward  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models are latency-bound: one thread is several times faster on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def frames_independent(models):

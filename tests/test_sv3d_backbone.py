@@ -21,12 +21,7 @@ from training.config import TrainConfig, TrainSettings  # noqa: E402
 from training.prepare import load_prepared, prepare  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def write_cutout(path: Path, box) -> None:

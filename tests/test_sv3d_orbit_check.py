@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from backend.cameras import AZIMUTH_SENSE, pixel_rays
 from backend.views.orbit_check import check_orbit_sense, orbit_cameras_for_sense
@@ -16,12 +15,7 @@ FACING_FRONT = np.array([[0.0, 0.0, 0.0, 0.3], [0.3, 0.0, 0.0, 0.12], [-0.3, 0.0
 ROUND = np.array([[0.0, 0.0, 0.0, 0.35]])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def sphere_masks(spheres: np.ndarray, sense: int, size: int = 64) -> np.ndarray:

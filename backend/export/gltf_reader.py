@@ -42,7 +42,7 @@ from scipy.spatial.transform import Rotation
 
 from ..errors import KeyDiffError
 from ..mesh import Mesh
-from ..rig import Rig, SkinWeights
+from ..rig import Rig, SkinWeights, topological_order
 from .axes import GLTF_TO_WORLD
 from .gltf_accessors import GltfData
 from .gltf_skeleton import JointTree, build_rig, skeleton_size
@@ -134,7 +134,7 @@ class _SceneGraph:
                     raise KeyDiffError("unreadable_file", f"{data.path.name}: node {c} has an invalid or second parent")
                 self.parents[c] = i
         self.local = np.stack([_local_matrix(n) for n in nodes]) if num else np.zeros((0, 4, 4))
-        self.order = _topological(self.parents)
+        self.order = topological_order(self.parents).tolist()
         if len(self.order) != num:
             raise KeyDiffError("unreadable_file", f"{data.path.name}: the node hierarchy contains a cycle")
         self.world = np.empty_like(self.local)
@@ -165,17 +165,6 @@ def _local_matrix(node: pygltflib.Node) -> np.ndarray:
     m[:3, :3] = rotation * np.asarray(node.scale if node.scale else (1.0, 1.0, 1.0), np.float64)[None, :]
     m[:3, 3] = node.translation if node.translation else (0.0, 0.0, 0.0)
     return m
-
-
-def _topological(parents: np.ndarray) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for j, p in enumerate(parents.tolist()):
-        children.setdefault(p, []).append(j)
-    order, frontier = [], children.get(-1, [])
-    while frontier:
-        order.extend(frontier)
-        frontier = [c for j in frontier for c in children.get(j, [])]
-    return order
 
 
 # --- skeleton ---------------------------------------------------------------------------------------------
