@@ -113,6 +113,7 @@ def atomic_torch_save(payload: dict, path: Path) -> None:
     os.close(handle)
     try:
         torch.save(payload, temp)
+        os.chmod(temp, 0o644)  # mkstemp makes files private; checkpoints are meant to be shared
         os.replace(temp, path)
     finally:
         if os.path.exists(temp):
