@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from backend.atomic import atomic_output_folder, check_replaceable
 from backend.errors import KeyDiffError
 from backend.mesh import Mesh
 from backend.progress import Progress, SilentProgress
@@ -87,30 +86,15 @@ def run_reconstruct(views_dir: str | Path, out_dir: str | Path, *, preset: str =
     Returns OUT.
     """
     cfg = get_preset(preset)
+    check_replaceable(Path(out_dir).expanduser().absolute(), "frosting.json", "frosting reconstruction")
     views = ViewSet.load(views_dir)
     result = reconstruct(views, cfg, progress, device)
     out = Path(out_dir)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    except OSError as exc:
-        raise KeyDiffError("output_not_writable", f"cannot create {out}: {exc.strerror}") from exc
-    try:
+    with atomic_output_folder(out, marker="frosting.json", what="frosting reconstruction") as tmp:
         save_mesh(result.mesh, tmp)
         save_frosting(result.layer, tmp)
         info = {"format": "keydiff3d.frosting", "version": 1, "preset": preset, "device": device,
                 "views": len(views), "gaussians": len(result.layer), "vertices": result.mesh.num_vertices,
                 "faces": int(len(result.mesh.faces)), "seconds": result.seconds}
         (tmp / "frosting.json").write_text(json.dumps(info, indent=1))
-        if out.exists():
-            old = out.parent / f".{out.name}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise KeyDiffError("output_not_writable", f"cannot write the reconstruction to {out}: {exc}") from exc
     return out

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -26,6 +24,7 @@ import trimesh
 from PIL import Image
 
 from .. import __version__
+from ..atomic import atomic_output_folder, check_replaceable
 from ..errors import KeyDiffError
 from ..mesh import Mesh
 from ..rig import Rig, SkinWeights
@@ -99,13 +98,7 @@ def write_bundle(
             "invalid_argument",
             f"weights cover {result.weights.num_vertices} vertices but the mesh has {result.mesh.num_vertices}",
         )
-    check_bundle_destination(out_dir)
-    staging = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:8]}"
-    try:
-        staging.mkdir(parents=True)
-    except OSError as exc:
-        raise KeyDiffError("output_not_writable", f"cannot create {out_dir.parent}: {exc.strerror}") from exc
-    try:
+    with atomic_output_folder(out_dir, marker=RIG_FILE, what="KeyDiff3D bundle") as staging:
         (staging / RIG_FILE).write_text(json.dumps(rig_document(result), indent=1, sort_keys=True))
         np.savez_compressed(
             staging / WEIGHTS_FILE,
@@ -119,11 +112,6 @@ def write_bundle(
         write_rigged_gltf(staging / RIGGED_FILE, result.mesh, result.rig, result.weights)
         if extras is not None:
             extras(staging)
-        _move_into_place(staging, out_dir)
-    except OSError as exc:
-        raise KeyDiffError("output_not_writable", f"cannot write the bundle to {out_dir}: {exc}") from exc
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out_dir
 
 
@@ -172,30 +160,9 @@ def rig_from_document(doc: dict) -> Rig:
     )
 
 
-def check_bundle_destination(out_dir: Path) -> None:
-    """Only an empty folder or an earlier bundle may be replaced: never a user's unrelated folder."""
-    if not out_dir.exists():
-        return
-    if not out_dir.is_dir():
-        raise KeyDiffError("output_not_writable", f"{out_dir} exists and is not a folder")
-    if any(out_dir.iterdir()) and not (out_dir / RIG_FILE).is_file():
-        raise KeyDiffError(
-            "output_not_writable", f"{out_dir} is a non-empty folder that is not a KeyDiff3D bundle; choose another"
-        )
-
-
-def _move_into_place(staging: Path, out_dir: Path) -> None:
-    if not out_dir.exists():
-        os.replace(staging, out_dir)
-        return
-    retired = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-    os.replace(out_dir, retired)
-    try:
-        os.replace(staging, out_dir)
-    except OSError:
-        os.replace(retired, out_dir)   # put the previous bundle back
-        raise
-    shutil.rmtree(retired, ignore_errors=True)
+def check_bundle_destination(out_dir: str | os.PathLike) -> None:
+    """Fail early (before minutes of work) when `out_dir` could not take a bundle."""
+    check_replaceable(Path(out_dir).expanduser().absolute(), RIG_FILE, "KeyDiff3D bundle")
 
 
 def _to_unorm8(colors: np.ndarray) -> np.ndarray:

@@ -18,8 +18,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ from scipy import ndimage
 from backend.cameras import (
     AZIMUTH_SENSE, DEFAULT_FOV_DEG, DEFAULT_IMAGE_SIZE, DEFAULT_RADIUS, ORBIT_FRAMES, orbit_azimuths_deg, orbit_cameras,
 )
+from backend.atomic import atomic_output_folder, check_replaceable
 from backend.errors import KeyDiffError
 from backend.views.orbit_check import OrbitCheck, check_orbit_sense
 from backend.views.preprocess import DEFAULT_FRAME_RATIO, Background, prepare_image
@@ -78,35 +77,6 @@ def white_background_masks(images: np.ndarray) -> np.ndarray:  # [N, H, W] bool
     return out
 
 
-def _check_out_dir(out_dir: Path) -> None:
-    """Refuse, before any work, to replace a folder that is not an earlier generate output."""
-    if out_dir.exists() and not (out_dir.is_dir() and (not any(out_dir.iterdir()) or (out_dir / "generate.json").is_file())):
-        raise KeyDiffError(
-            "output_not_writable",
-            f"output {str(out_dir)!r} exists and is not an earlier generate output; choose a new or empty folder",
-        )
-
-
-def _prepare_out_dir(out_dir: Path) -> Path:
-    _check_out_dir(out_dir)
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    except OSError as exc:
-        raise KeyDiffError("output_not_writable", f"cannot create {str(out_dir)!r}: {exc.strerror}") from exc
-
-
-def _swap_into_place(tmp: Path, out_dir: Path) -> None:
-    old = None
-    if out_dir.exists():
-        old = out_dir.parent / f".{out_dir.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        out_dir.rename(old)
-    tmp.rename(out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def run_generate(
     image_path: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -147,7 +117,7 @@ def run_generate(
         raise KeyDiffError("invalid_argument", f"elevation={elevation}; expected degrees in (-90, 90), SV3D default 10")
     if feature_views < 0:
         raise KeyDiffError("invalid_argument", f"feature_views={feature_views}; expected 0 or more")
-    _check_out_dir(out_dir)
+    check_replaceable(out_dir.expanduser().absolute(), "generate.json", "generate output")
     # Read and check the photo before loading 9 GB of weights: a bad image must fail in a second, not a minute.
     report("preprocess", 0.0, f"checking {Path(image_path).name}")
     prepared = prepare_image(image_path, size=DEFAULT_IMAGE_SIZE, frame_ratio=frame_ratio, background=background)
@@ -203,8 +173,7 @@ def run_generate(
                 logging.getLogger(__name__).warning(check.message())
 
     report("write", 0.0, f"writing {out_dir}")
-    tmp = _prepare_out_dir(out_dir)
-    try:
+    with atomic_output_folder(out_dir, marker="generate.json", what="generate output") as tmp:
         views.save(tmp / "views")
         features_path = None
         if sample.features is not None:
@@ -241,13 +210,6 @@ def run_generate(
             "machine": {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform()},
         }
         (tmp / "generate.json").write_text(json.dumps(summary, indent=1))
-        _swap_into_place(tmp, out_dir)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise KeyDiffError("output_not_writable", f"cannot write {str(out_dir)!r}: {exc}") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     report("write", 1.0, f"wrote {out_dir}")
     return GenerateResult(
         out_dir=out_dir,

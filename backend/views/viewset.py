@@ -14,8 +14,6 @@ Folder layout (the bundle's optional `views/` uses it too), every file indexed b
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -24,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from ..cameras import ORBIT_FRAMES, Camera
+from ..atomic import atomic_output_folder
 from ..errors import KeyDiffError
 
 VIEWS_FORMAT = "keydiff3d.views"
@@ -87,15 +86,11 @@ class ViewSet:
     def save(self, folder: str | Path) -> Path:
         """Write the documented layout to `folder` atomically (a temp folder renamed into place).
 
-        An existing folder is replaced only once the new one is complete.
+        An existing folder is replaced only once the new one is complete, and only if it is empty or an earlier
+        views folder.
         """
         folder = Path(folder)
-        try:
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        except OSError as exc:
-            raise KeyDiffError("output_not_writable", f"cannot create {folder}: {exc.strerror}") from exc
-        try:
+        with atomic_output_folder(folder, marker="cameras.json", what="views folder") as tmp:
             for n in range(len(self)):
                 Image.fromarray(self.images[n], "RGB").save(tmp / f"{n:03d}.png")
                 Image.fromarray(self.masks[n].astype(np.uint8) * 255, "L").save(tmp / f"{n:03d}_mask.png")
@@ -104,17 +99,6 @@ class ViewSet:
             meta = {"format": VIEWS_FORMAT, "version": VIEWS_VERSION, "frames": self.frames.tolist(),
                     "cameras": [c.to_dict() for c in self.cameras], "has_depths": self.depths is not None}
             (tmp / "cameras.json").write_text(json.dumps(meta, indent=1))
-            old = None
-            if folder.exists():
-                old = folder.parent / f".{folder.name}.old"
-                shutil.rmtree(old, ignore_errors=True)
-                folder.rename(old)
-            tmp.rename(folder)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise KeyDiffError("output_not_writable", f"cannot write views to {folder}: {exc}") from exc
         return folder
 
     @classmethod
