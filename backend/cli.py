@@ -77,7 +77,7 @@ def rig_mesh_command(
     markers: Optional[Path] = typer.Option(None, "--markers", help="Marker JSON: keypoints [+ edges] in mesh coordinates "
                                            "(instead of the keypoint network)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Keypoint network checkpoint (default: the "
-                                              "shipped CPU one, checkpoints/keypoints_cpu.pt)."),
+                                              "shipped CPU one, checkpoints/keypoints_cnn_humanoid_cpu.pt)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda, for the keypoint network."),
     skinning: str = typer.Option("improved", help="Skin weights: improved (heat over the surface, default), eq9 (the "
                                  "paper's Gaussian distance), rigid (nearest bone only)."),
@@ -132,6 +132,8 @@ def rig_command(
 def demo_command(
     out: Path = typer.Option(Path("out/demo"), "-o", "--out", help="Bundle folder to write."),
     example: str = typer.Option("humanoid", help="Which built-in example body to rig: humanoid or quadruped."),
+    keypoints: str = typer.Option("network", help="network (the shipped keypoint checkpoint reads orbit renders) or "
+                                  "markers (the example's true joints, as a user placing markers would)."),
     json_lines: bool = JSON_OPTION,
     debug: bool = DEBUG_OPTION,
 ) -> None:
@@ -143,7 +145,10 @@ def demo_command(
         if not (folder / "mesh.glb").is_file():
             known = sorted(p.name for p in EXAMPLES.iterdir() if (p / "mesh.glb").is_file())
             raise KeyDiffError("invalid_argument", f"no example {example!r}; the built-in examples are {known}")
-        return rig_mesh(folder / "mesh.glb", out, RigMeshOptions(markers=str(folder / "joints.json")), progress)
+        if keypoints not in ("network", "markers"):
+            raise KeyDiffError("invalid_argument", f"--keypoints must be network or markers, got {keypoints!r}")
+        markers = str(folder / "joints.json") if keypoints == "markers" else None
+        return rig_mesh(folder / "mesh.glb", out, RigMeshOptions(markers=markers), progress)
 
     _run_job(job, json_lines=json_lines, debug=debug)
 

@@ -162,3 +162,14 @@ def test_rig_mesh_on_real_characters_with_their_own_joints_as_markers(tmp_path: 
     if has_gltf_validator():
         report = validate_gltf(tmp_path / "b" / "rigged.glb")
         assert report.num_errors == 0, report.summary()
+
+
+@pytest.mark.parametrize("keypoints", ["network", "markers"])
+def test_the_readme_demo_rigs_the_built_in_example(tmp_path: Path, keypoints: str) -> None:
+    done = run_cli("demo", "-o", str(tmp_path / "demo"), "--keypoints", keypoints)
+    assert done.returncode == 0, done.stderr
+    rig = rig_from_document(read_rig_document(tmp_path / "demo"))
+    weights = read_bundle_weights(tmp_path / "demo")
+    assert rig.num_bones >= 8                     # a body, not a stick: arms, legs, spine
+    np.testing.assert_allclose(weights.weights.sum(axis=1), 1.0, atol=1e-5)
+    assert (tmp_path / "demo" / "preview.png").stat().st_size > 10_000

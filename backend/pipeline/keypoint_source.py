@@ -19,7 +19,7 @@ from ..views.viewset import ViewSet
 from .markers import load_markers
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHIPPED_CHECKPOINT = REPO_ROOT / "checkpoints" / "keypoints_cpu.pt"
+SHIPPED_CHECKPOINT = REPO_ROOT / "checkpoints" / "keypoints_cnn_humanoid_cpu.pt"
 
 
 def default_checkpoint() -> Path | None:
