@@ -102,7 +102,8 @@ def test_json_mode_speaks_the_protocol(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "case, code",
     [("missing_mesh", "unreadable_file"), ("nan_markers", "invalid_keypoints"), ("one_marker", "invalid_keypoints"),
-     ("not_json_markers", "unreadable_file"), ("no_markers", "missing_weights"), ("foreign_output", "output_not_writable")],
+     ("not_json_markers", "unreadable_file"), ("missing_checkpoint", "missing_weights"),
+     ("foreign_output", "output_not_writable")],
 )
 def test_bad_input_fails_with_one_line_a_code_and_no_output(tmp_path: Path, case: str, code: str) -> None:
     mesh_path, markers = bent_bar(tmp_path)
@@ -116,8 +117,8 @@ def test_bad_input_fails_with_one_line_a_code_and_no_output(tmp_path: Path, case
         save_markers(markers, [[0, 0, 1]])
     elif case == "not_json_markers":
         markers.write_text("hips at the middle, please")
-    elif case == "no_markers":
-        args = args[:2] + args[4:]
+    elif case == "missing_checkpoint":
+        args = args[:2] + ["--checkpoint", str(tmp_path / "never-trained.pt")] + args[4:]
     elif case == "foreign_output":
         out.mkdir()
         (out / "thesis.txt").write_text("my thesis")
