@@ -59,10 +59,16 @@ def backend_cwd(settings: BackendSettings) -> str | None:
 
 
 def rig_mesh_argv(settings: BackendSettings, mesh: Path, out_dir: Path, markers: Path | None) -> list[str]:
-    """`rig-mesh`: keypoints from a marker file today; without one the backend uses its keypoint network."""
+    """`rig-mesh`: keypoints from a marker file, or else from the keypoint network (the preferences' checkpoint,
+    or the backend's shipped one when that is empty)."""
     argv = [settings.python, "-m", "backend", "rig-mesh", str(mesh), "-o", str(out_dir), "--json"]
     if markers is not None:
         argv += ["--markers", str(markers)]
+    else:
+        if settings.checkpoint:
+            argv += ["--checkpoint", settings.checkpoint]
+        if settings.device in ("cpu", "cuda"):
+            argv += ["--device", settings.device]
     return argv
 
 

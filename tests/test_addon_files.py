@@ -183,8 +183,11 @@ def test_check_backend_reports_version_device_weights_and_checkpoint(tmp_path: P
     assert report["protocol"] == 1 and "rig-mesh" in report["commands"] and report["torch"].startswith("2.")
     assert report["device"] == "CPU" or report["cuda"]
     assert report["sv3d_weights"] == str(weights) and report["checkpoint"] == str(checkpoint)
-    missing = probe_backend(BackendSettings(python=sys.executable, weights=str(tmp_path / "none")))
+    missing = probe_backend(BackendSettings(python=sys.executable, weights=str(tmp_path / "none"),
+                                            checkpoint=str(tmp_path / "none.pt")))
     assert "sv3d_weights_problem" in missing and "checkpoint_problem" in missing
+    shipped = probe_backend(BackendSettings(python=sys.executable, weights=str(tmp_path / "none")))
+    assert shipped["checkpoint"].endswith("keypoints_cnn_humanoid_cpu.pt")   # the default one ships in the checkout
     lines = probe_summary(missing)
     assert lines[0][0] == "CHECKMARK" and any("SV3D weights" in text for _, text in lines)
 

@@ -186,8 +186,11 @@ def main(config_path: Path) -> None:
             results[name] = scenario_rig(config, subdivide=True)
         elif name == "kill":
             results[name] = scenario_kill(config)
-        elif name == "network":
+        elif name == "network":   # a checkpoint that is not there: the backend's error must reach the user
+            bpy.context.preferences.addons[addon_env.MODULE].preferences.checkpoint = str(
+                Path(tempfile.gettempdir()) / "no_such_checkpoint.pt")
             results[name] = scenario_failure(config, "NETWORK", config["python"])
+            bpy.context.preferences.addons[addon_env.MODULE].preferences.checkpoint = ""
         elif name == "missing_python":
             results[name] = scenario_failure(config, "MARKER_FILE", str(Path(tempfile.gettempdir()) / "no_such_python"))
     addon_env.emit(results)
