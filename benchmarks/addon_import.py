@@ -16,12 +16,13 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "addon_import.json"
@@ -104,16 +105,6 @@ def blender_child(bundle: Path, repeats: int) -> None:
     }), flush=True)
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vertices", type=int, default=50_000)
@@ -145,9 +136,7 @@ def main() -> None:
         "date": datetime.date.today().isoformat(),
         "command": f".venv/bin/python benchmarks/addon_import.py --vertices {args.vertices} --bones {args.bones} "
                    f"--repeats {args.repeats}",
-        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(),
-                    "load_average_at_start": list(os.getloadavg()), "python": platform.python_version(),
-                    "platform": platform.platform(), "bpy": child["bpy"]},
+        "machine": machine_info(bpy=child["bpy"]),
         "bundle": {"vertices": child["vertices"], "bones": child["bones"], "vertex_groups": child["vertex_groups"],
                    "nonzero_weights": nonzero_weights, "distinct_weight_values": distinct_weights},
         "seconds_min": seconds[0], "seconds_median": seconds[len(seconds) // 2], "seconds_all": child["seconds_all"],

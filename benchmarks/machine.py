@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 
-def machine_info() -> dict:
+def machine_info(**extra) -> dict:
+    """CPU, cores, load at start, versions; `extra` adds what one benchmark also depends on."""
     cpuinfo = Path("/proc/cpuinfo")
     lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
     cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.processor())
@@ -21,6 +22,7 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "platform": platform.platform(),
+        **extra,
     }
 
 

@@ -75,8 +75,7 @@ def main() -> None:
         print(json.dumps(child(args.child)))
         return
 
-    sys.path.insert(0, str(REPO))
-    from benchmarks.machine import machine_info, today
+    from machine import machine_info, today
 
     machine = machine_info()
     runs = []

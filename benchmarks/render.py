@@ -12,12 +12,12 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from machine import machine_info
 import trimesh
 
 from backend.mesh import Mesh
@@ -66,16 +66,9 @@ def real_characters() -> list[dict]:
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cores": os.cpu_count(), "load_average_at_start": list(os.getloadavg()),
-            "python": platform.python_version(), "numpy": np.__version__, "trimesh": trimesh.__version__,
-            "embreex": _version("embreex"), "platform": platform.platform()}
-
-
-def _version(name: str) -> str:
     from importlib.metadata import version
-    return version(name)
+
+    return machine_info(trimesh=trimesh.__version__, embreex=version("embreex"))
 
 
 def main() -> None:

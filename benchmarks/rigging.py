@@ -27,12 +27,12 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from machine import machine_info
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -203,23 +203,8 @@ def _means(characters: dict) -> dict:
     return mean
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _machine() -> dict:
-    return {
-        "cpu": _cpu_name(), "cores": os.cpu_count(),
-        "python": platform.python_version(), "numpy": np.__version__, "platform": platform.platform(),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        "note": "2 cores shared with other jobs",
-    }
+    return machine_info(note="2 cores shared with other jobs")
 
 
 if __name__ == "__main__":

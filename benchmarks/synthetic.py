@@ -14,13 +14,13 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from machine import machine_info
 from PIL import Image, ImageDraw
 
 from backend.views.render import RenderSettings
@@ -36,11 +36,7 @@ SHEET_FRAMES = (20, 3, 6, 10, 14, 17)          # the input view and five orbit v
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cores": os.cpu_count(), "load_average_at_start": list(os.getloadavg()),
-            "python": platform.python_version(), "numpy": np.__version__, "platform": platform.platform()}
-
+    return machine_info()
 
 def stage_times(settings: DatasetSettings, clips: dict, count: int) -> dict:
     """Median seconds per stage over the first `count` samples of the plan (no files written)."""
