@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import machine_info
+from machine import machine_info, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "addon_import.json"
@@ -143,8 +143,7 @@ def main() -> None:
         "stages_seconds_median": child["stages_seconds_median"],
         "goal_met": seconds[len(seconds) // 2] <= GOAL_SECONDS,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(RESULTS, result)
     print(json.dumps(result, indent=2))
 
 

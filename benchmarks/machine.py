@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 from pathlib import Path
@@ -28,3 +29,11 @@ def machine_info(**extra) -> dict:
 
 def today() -> str:
     return datetime.date.today().isoformat()
+
+
+def write_result(path: Path, result: dict) -> None:
+    """Write a benchmark's JSON whole (temp file + rename): a killed run never leaves a truncated result."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(path)

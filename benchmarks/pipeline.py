@@ -75,7 +75,7 @@ def main() -> None:
         print(json.dumps(child(args.child)))
         return
 
-    from machine import machine_info, today
+    from machine import machine_info, today, write_result
 
     machine = machine_info()
     runs = []
@@ -100,8 +100,7 @@ def main() -> None:
         "best": best,
         "runs": runs,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(RESULTS, result)
     print(json.dumps({"best": best, "met": result["met"]}, indent=2))
 
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from machine import machine_info
+from machine import machine_info, write_result
 import trimesh
 
 from backend.mesh import Mesh
@@ -96,10 +96,7 @@ def main() -> None:
               "goal": "21 views at 256 px <= 3 s on 2 cores", "date": datetime.date.today().isoformat(),
               "command": " ".join([os.path.relpath(sys.executable), *sys.argv]), "machine": info, "runs": runs,
               "real_characters": characters, "contact_sheet": str(SHEET.relative_to(RESULTS.parents[2]))}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(RESULTS)
+    write_result(RESULTS, result)
     print(f"wrote {RESULTS}")
 
 

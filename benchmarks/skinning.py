@@ -29,6 +29,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from backend.errors import KeyDiffError
+from machine import write_result
 from backend.mesh import Mesh
 from backend.posing import bone_transforms, random_rotations, skin_vertices
 from backend.rig import Rig
@@ -214,10 +215,7 @@ def main() -> None:
         "memory": memory,
     }
     print(json.dumps({k: result[k] for k in ("met", "skinning_default_chunk", "lbs_posing", "memory")}, indent=2))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(RESULTS)
+    write_result(RESULTS, result)
     print(f"wrote {RESULTS}")
 
 

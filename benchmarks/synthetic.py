@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from machine import machine_info
+from machine import machine_info, write_result
 from PIL import Image, ImageDraw
 
 from backend.views.render import RenderSettings
@@ -121,10 +121,7 @@ def main() -> None:
         "runs": runs,
         "contact_sheet": str(SHEET.relative_to(REPO)),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = RESULTS.with_suffix(".json.tmp")
-    tmp_path.write_text(json.dumps(result, indent=2) + "\n")
-    tmp_path.replace(RESULTS)
+    write_result(RESULTS, result)
     print(f"wrote {RESULTS}", file=sys.stderr)
 
 
