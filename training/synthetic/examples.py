@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from backend.atomic import atomic_output_folder
 from backend.cameras import canonical_transform
 from backend.errors import KeyDiffError
 from backend.export.gltf_writer import write_rigged_gltf
@@ -50,22 +49,10 @@ def write_example(folder: str | Path, category: str, seed: int) -> Path:
     body = BUILDERS[category](np.random.default_rng([seed]), f"{category}-example-{seed}")
     mesh, weights, _ = skinned_mesh(body)
     to_canonical = canonical_transform(mesh.vertices)
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        tmp.chmod(0o755)                                     # mkdtemp makes it private; samples are shared data
-    except OSError as exc:
-        raise KeyDiffError("output_not_writable", f"cannot create {folder}: {exc.strerror}") from exc
-    try:
+    with atomic_output_folder(folder, marker="joints.json", what="example body folder") as tmp:
         write_rigged_gltf(tmp / "mesh.glb", mesh, body.rig, weights, name=body.body_id)
         record = example_record(category, seed, body, to_canonical)
         (tmp / "joints.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 

@@ -14,8 +14,6 @@ Folder of one sample (`write_sample`), written to a temporary folder and renamed
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -23,6 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from backend.atomic import atomic_output_folder
 from backend.cameras import CanonicalTransform, canonical_transform, orbit_cameras
 from backend.errors import KeyDiffError
 from backend.mesh import Mesh
@@ -129,13 +128,7 @@ def write_sample(sample: Sample, folder: str | Path, image_size: int = 256, fram
     from backend.export.gltf_writer import write_rigged_gltf
 
     folder = Path(folder)
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        tmp.chmod(0o755)                                     # mkdtemp makes it private; samples are shared data
-    except OSError as exc:
-        raise KeyDiffError("output_not_writable", f"cannot create {folder}: {exc.strerror}") from exc
-    try:
+    with atomic_output_folder(folder, marker="joints.json", what="synthetic sample folder") as tmp:
         views = render_sample(sample, image_size, frames, settings)
         if not depths:
             views = replace(views, depths=None)
@@ -144,13 +137,4 @@ def write_sample(sample: Sample, folder: str | Path, image_size: int = 256, fram
         (tmp / "joints.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
         write_rigged_gltf(tmp / "mesh.glb", sample.mesh, sample.rig, sample.weights)
         np.savez_compressed(tmp / "weights.npz", indices=sample.weights.indices, weights=sample.weights.weights)
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise KeyDiffError("output_not_writable", f"cannot write sample to {folder}: {exc}") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
