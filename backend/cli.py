@@ -76,6 +76,9 @@ def rig_mesh_command(
     out: Path = typer.Option(..., "-o", "--out", help="Bundle folder to write (replaced if it holds an earlier bundle)."),
     markers: Optional[Path] = typer.Option(None, "--markers", help="Marker JSON: keypoints [+ edges] in mesh coordinates "
                                            "(instead of the keypoint network)."),
+    keypoints: str = typer.Option("network", "--keypoints", help="Without --markers: network (the keypoint checkpoint "
+                                  "reads orbit renders), geometry (the mesh's curve skeleton: no training, any "
+                                  "creature), or snapped (network keypoints moved onto the curve skeleton)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Keypoint network checkpoint (default: the "
                                               "shipped CPU one, checkpoints/keypoints_cnn_humanoid_cpu.pt)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda, for the keypoint network."),
@@ -93,8 +96,9 @@ def rig_mesh_command(
 
     def job(progress: Progress) -> Path:
         options = RigMeshOptions(
-            markers=str(markers) if markers else None, checkpoint=str(checkpoint) if checkpoint else None,
-            device=device, skinning=SkinningOptions(skinning, sigma_scale, sharpness, top_k),
+            markers=str(markers) if markers else None, keypoints=keypoints,
+            checkpoint=str(checkpoint) if checkpoint else None, device=device,
+            skinning=SkinningOptions(skinning, sigma_scale, sharpness, top_k),
         )
         return rig_mesh(mesh, out, options, progress)
 

@@ -19,9 +19,9 @@ import numpy as np
 from .curve_skeleton import CurveSkeleton, branches
 from .errors import KeyDiffError
 
-DEFAULT_SPACING = 0.12          # longest stretch between joints along a branch, x longest side
+DEFAULT_SPACING = 0.08          # longest stretch between joints along a branch, x longest side
 DEFAULT_BEND_TOLERANCE = 0.03   # a branch bends where it leaves its chord by more than this, x longest side
-DEFAULT_TIP_REACH = 1.0         # end joints move outward by this x their radius
+DEFAULT_TIP_REACH = 0.0         # end joints move outward by this x their radius
 
 
 def curve_joints(

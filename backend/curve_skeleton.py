@@ -95,10 +95,15 @@ def curve_skeleton(
 # --- voxels -----------------------------------------------------------------------------------------------
 def solid_voxels(vertices: np.ndarray, faces: np.ndarray, origin: np.ndarray, pitch: float,
                  shape: tuple[int, int, int]) -> np.ndarray:
-    """[X, Y, Z] bool: voxels on the surface, one closing to seal gaps under a voxel, and every enclosed voxel."""
+    """[X, Y, Z] bool: the surface voxels and every voxel they enclose.
+
+    Open seams up to a voxel wide are sealed by a closing, but only what the sealed shell encloses is kept, not
+    the closing's own bridges: two legs a voxel apart stay two legs.
+    """
     surface = surface_voxels(vertices, faces, origin, pitch, shape)
-    closed = ndimage.binary_closing(surface, structure=np.ones((3, 3, 3), bool))
-    return ndimage.binary_fill_holes(closed | surface)
+    closed = ndimage.binary_closing(surface, structure=np.ones((3, 3, 3), bool)) | surface
+    sealed_inside = ndimage.binary_fill_holes(closed) & ~closed
+    return ndimage.binary_fill_holes(surface) | sealed_inside
 
 
 def surface_voxels(vertices: np.ndarray, faces: np.ndarray, origin: np.ndarray, pitch: float,

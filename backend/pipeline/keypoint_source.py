@@ -1,6 +1,7 @@
-"""Where rig-mesh and rig get their keypoints: a marker file, or the trained keypoint network.
+"""Where rig-mesh and rig get their keypoints: a marker file, the trained keypoint network, or the mesh's own
+geometry (a curve skeleton, no training: backend/curve_skeleton.py and backend/curve_joints.py).
 
-Both return keypoints in the canonical frame plus a K x K edge-weight matrix, so the skeleton, skinning and
+All return keypoints in the canonical frame plus a K x K edge-weight matrix, so the skeleton, skinning and
 export that follow never know which source was used. Network keypoints that land outside the surface (the
 soft-argmax of a blurry heatmap can sit in the air between two legs) are pulled into the body.
 """
@@ -13,6 +14,8 @@ import numpy as np
 import trimesh
 
 from ..cameras import CanonicalTransform
+from ..curve_joints import curve_joints
+from ..curve_skeleton import curve_skeleton
 from ..errors import KeyDiffError
 from ..mesh import Mesh
 from ..views.viewset import ViewSet
@@ -75,6 +78,20 @@ def network_keypoints(checkpoint: str | None, views_for_model, device: str = "cp
     """
     model = load_network(checkpoint, device)
     return predict_network(model, views_for_model(model.config.backbone_image_size, model.view_indices))
+
+
+def geometry_keypoints(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints [K, 3] at the ends, forks, bends and along the curve skeleton of `mesh`, and its links [K, K]."""
+    return curve_joints(curve_skeleton(mesh.vertices, mesh.faces))
+
+
+def snap_to_curve_skeleton(points: np.ndarray, mesh: Mesh) -> np.ndarray:
+    """[K, 3] points moved to the nearest point of the mesh's curve skeleton (network keypoints, kept in the
+    middle of the limb they found)."""
+    from scipy.spatial import cKDTree
+
+    skeleton = curve_skeleton(mesh.vertices, mesh.faces)
+    return skeleton.points[cKDTree(skeleton.points).query(points)[1]]
 
 
 def pull_inside(points: np.ndarray, mesh: Mesh) -> np.ndarray:

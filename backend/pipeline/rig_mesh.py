@@ -3,8 +3,9 @@
     load (glb/gltf/obj/ply/stl, parts joined, Z up) -> canonical frame -> keypoints -> MST skeleton
     -> skinning on the user's own vertices -> rig mapped back -> bundle (atomic)
 
-Keypoints come from a marker file (--markers) or from the keypoint network reading orbit renders of the mesh
-(backend/pipeline/keypoint_source.py); nothing downstream knows which.
+Keypoints come from a marker file (--markers), from the keypoint network reading orbit renders of the mesh, from
+the mesh's curve skeleton (`geometry`, no training, any creature), or from the network snapped onto that curve
+skeleton (`snapped`) (backend/pipeline/keypoint_source.py); nothing downstream knows which.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..cameras import CanonicalTransform, canonical_transform
+from ..errors import KeyDiffError
 from ..export.bundle import RigResult, write_bundle
 from ..mesh import Mesh
 from ..mesh_io import load_mesh
@@ -23,16 +25,30 @@ from ..progress import Progress, SilentProgress
 from ..views.render import render_orbit
 from ..views.viewset import ViewSet
 from .assemble import SkinningOptions, rig_and_skin
-from .keypoint_source import marker_keypoints, network_keypoints, pull_inside
+from .keypoint_source import (
+    geometry_keypoints, marker_keypoints, network_keypoints, pull_inside, snap_to_curve_skeleton,
+)
 from .preview import PREVIEW_FILE, write_preview
+
+KEYPOINT_SOURCES = ("network", "geometry", "snapped")   # without markers: which source finds the keypoints
 
 
 @dataclass(frozen=True)
 class RigMeshOptions:
     markers: str | None = None                 # marker file (keypoints, optional edges), mesh coordinates
+    keypoints: str = "network"                 # without markers: network, geometry (curve skeleton) or snapped
     checkpoint: str | None = None              # keypoint network; None = the shipped one (used without markers)
     device: str = "cpu"
     skinning: SkinningOptions = field(default_factory=SkinningOptions)
+
+    def __post_init__(self) -> None:
+        if self.keypoints not in KEYPOINT_SOURCES:
+            raise KeyDiffError("invalid_argument", f"--keypoints must be one of {KEYPOINT_SOURCES}, got {self.keypoints!r}")
+        if self.markers is not None and self.keypoints != "network":
+            raise KeyDiffError("invalid_argument", f"--markers and --keypoints {self.keypoints} are two keypoint sources: pass one")
+
+    def source(self) -> str:
+        return "markers" if self.markers is not None else self.keypoints
 
 
 def rig_mesh(
@@ -47,7 +63,7 @@ def rig_mesh(
     canonical_mesh = mesh.transformed(to_canonical.matrix)
     progress.stage("load", 1.0, f"{mesh.num_vertices:,} vertices, {len(mesh.faces):,} faces")
 
-    progress.stage("keypoints", 0.0, "markers" if options.markers else "keypoint network")
+    progress.stage("keypoints", 0.0, options.source())
     keypoints, adjacency = _keypoints(options, to_canonical, canonical_mesh)
     progress.stage("keypoints", 1.0, f"{len(keypoints)} keypoints")
 
@@ -74,12 +90,16 @@ def rig_mesh(
 
 def _keypoints(options: RigMeshOptions, to_canonical: CanonicalTransform,
                canonical_mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical keypoints [K, 3] and edge weights [K, K] from the markers or the network."""
+    """Canonical keypoints [K, 3] and edge weights [K, K] from the markers, the network or the geometry."""
     if options.markers is not None:
         return marker_keypoints(options.markers, to_canonical)
+    if options.keypoints == "geometry":
+        return geometry_keypoints(canonical_mesh)
 
     def orbit_renders(image_size: int, frames) -> ViewSet:
         return render_orbit(canonical_mesh, image_size=image_size, frames=list(frames))
 
     keypoints, adjacency = network_keypoints(options.checkpoint, orbit_renders, options.device)
+    if options.keypoints == "snapped":
+        return snap_to_curve_skeleton(keypoints, canonical_mesh), adjacency
     return pull_inside(keypoints, canonical_mesh), adjacency
