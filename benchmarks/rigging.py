@@ -4,7 +4,8 @@
 
 For every .glb/.gltf in --data (toys under 100 vertices or 3 deforming bones are listed and skipped):
 - skeleton: the rig-mesh pipeline (keypoint network when a checkpoint exists; otherwise recorded as
-  unavailable), k-means-18 markers through the same pipeline, skeletor's skeletonisation, and 18 of the
+  unavailable), its training-free `geometry` source (curve skeleton) and `snapped` (network keypoints on the
+  curve skeleton), k-means-18 markers through the same pipeline, skeletor's skeletonisation, and 18 of the
   artist's own joints through rig-mesh (a reference for what found joints would score), each scored
   with CD-J2J / CD-J2B / CD-B2B and joint precision / recall (backend/metrics/skeleton.py) after centring the
   mesh on its bounding-box centre and scaling its longest side to span [-1, 1];
@@ -40,7 +41,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from rigging_bone_heat import bone_heat_weights  # noqa: E402
 from rigging_pictures import comparison_image  # noqa: E402
 from rigging_skeletons import (  # noqa: E402
-    keypoint_network_skeleton, kmeans_skeleton, skeletor_skeleton, true_joint_skeleton,
+    geometry_skeleton, keypoint_network_skeleton, kmeans_skeleton, skeletor_skeleton, snapped_skeleton,
+    true_joint_skeleton,
 )
 
 from backend.errors import KeyDiffError  # noqa: E402
@@ -131,7 +133,8 @@ def score_character(asset, args, picture_rows: list | None = None) -> dict:
     if not args.no_skeletons:
         true_joints = apply_transform(to_unit, asset.skeleton_joints)
         skeletons = {}
-        runs = (keypoint_network_skeleton(asset.mesh), kmeans_skeleton(asset.mesh), skeletor_skeleton(asset.mesh),
+        runs = (keypoint_network_skeleton(asset.mesh), geometry_skeleton(asset.mesh), snapped_skeleton(asset.mesh),
+                kmeans_skeleton(asset.mesh), skeletor_skeleton(asset.mesh),
                 true_joint_skeleton(asset.mesh, asset.skeleton_joints))
         for run in runs:
             entry = {"note": run.note, "seconds": round(run.seconds, 3)}

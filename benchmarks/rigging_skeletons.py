@@ -1,5 +1,7 @@
 """Skeleton sources for the rigging benchmark: the rig-mesh pipeline (keypoint network when a checkpoint exists,
-else k-means markers through the same pipeline), and a classical skeletonisation (skeletor) as a reference.
+else k-means markers through the same pipeline), its training-free `geometry` source (the mesh's curve skeleton)
+and `snapped` (network keypoints moved onto that curve skeleton), and a classical skeletonisation (skeletor) as
+a reference.
 
 Every source returns (joints [J, 3], parents [J]) in the asset's own Z-up world, or None with a reason.
 """
@@ -36,6 +38,16 @@ class SkeletonRun:
 def keypoint_network_skeleton(mesh: Mesh) -> SkeletonRun:
     """rig-mesh with the shipped keypoint source (no markers): the network once a checkpoint ships."""
     return _through_rig_mesh(mesh, None, "keypoint_network")
+
+
+def geometry_skeleton(mesh: Mesh) -> SkeletonRun:
+    """rig-mesh --keypoints geometry: joints on the mesh's curve skeleton, no training."""
+    return _through_rig_mesh(mesh, None, "geometry", keypoint_source="geometry")
+
+
+def snapped_skeleton(mesh: Mesh) -> SkeletonRun:
+    """rig-mesh --keypoints snapped: the network's keypoints moved onto the curve skeleton."""
+    return _through_rig_mesh(mesh, None, "snapped", keypoint_source="snapped")
 
 
 def kmeans_skeleton(mesh: Mesh, centres: int = KMEANS_CENTRES, seed: int = 0) -> SkeletonRun:
@@ -77,7 +89,8 @@ def skeletor_skeleton(mesh: Mesh) -> SkeletonRun:
                        f"by_wavefront(waves=1, step_size=1): {len(joints)} nodes")
 
 
-def _through_rig_mesh(mesh: Mesh, keypoints: np.ndarray | None, source: str) -> SkeletonRun:
+def _through_rig_mesh(mesh: Mesh, keypoints: np.ndarray | None, source: str, *,
+                      keypoint_source: str = "network") -> SkeletonRun:
     with tempfile.TemporaryDirectory(prefix="keydiff3d_rigbench_") as tmp:
         mesh_path = Path(tmp) / "mesh.ply"
         trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).export(mesh_path)   # PLY: coordinates as they are
@@ -87,7 +100,8 @@ def _through_rig_mesh(mesh: Mesh, keypoints: np.ndarray | None, source: str) -> 
             save_markers(markers, keypoints)
         start = time.perf_counter()
         try:
-            bundle = rig_mesh(mesh_path, Path(tmp) / "bundle", RigMeshOptions(markers=str(markers) if markers else None))
+            options = RigMeshOptions(markers=str(markers) if markers else None, keypoints=keypoint_source)
+            bundle = rig_mesh(mesh_path, Path(tmp) / "bundle", options)
         except KeyDiffError as exc:
             return SkeletonRun(source, None, None, time.perf_counter() - start, f"unavailable: [{exc.code}] {exc.message}")
         seconds = time.perf_counter() - start
