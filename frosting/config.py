@@ -53,6 +53,10 @@ class FrostingConfig:
     lr_bary: float = 0.005
     lr_bary_final: float = 0.00005
     seed: int = 0
+    # torch intra-op threads on CPU while reconstructing (0: torch's default). The splatter's ops are small
+    # (~1M elements); with 2 threads on 2 busy cores every op waits for the slower thread: Knight, 7 views
+    # forward+backward took 28-40 s with 2 threads vs 5 s with 1 (load average 6, 2026-11-25)
+    cpu_threads: int = 1
 
 
 PRESETS: dict[str, FrostingConfig] = {

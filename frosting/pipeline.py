@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,23 @@ def reconstruct(views: ViewSet, cfg: FrostingConfig, progress: Progress | None =
     progress = progress or SilentProgress()
     if device != "cpu" and not torch.cuda.is_available():
         raise KeyDiffError("invalid_argument", f"device {device!r} requested but CUDA is not available; use 'cpu'")
+    with _cpu_threads(cfg.cpu_threads if device == "cpu" else 0):
+        return _reconstruct(views, cfg, progress, device)
+
+
+@contextmanager
+def _cpu_threads(count: int):
+    """Run with `count` torch threads (0: unchanged) and restore the caller's setting afterwards."""
+    before = torch.get_num_threads()
+    if count > 0:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _reconstruct(views: ViewSet, cfg: FrostingConfig, progress: Progress, device: str) -> Reconstruction:
     torch.manual_seed(cfg.seed)
     seconds: dict[str, float] = {}
     clock = time.perf_counter()

@@ -16,6 +16,7 @@ from torch import Tensor
 
 ALPHA_MIN: float = 1.0 / 255.0   # a Gaussian contributes to a pixel only from this alpha up (gsplat, Inria)
 ALPHA_MAX: float = 0.999         # alphas are clamped here so transmittance never reaches exactly 0
+T_MIN: float = 1e-4              # a pixel takes no Gaussian that would bring its transmittance to <= this (gsplat)
 
 
 def quat_to_rotmat(quats: Tensor) -> Tensor:

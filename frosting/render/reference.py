@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .projection import pixel_alpha, quat_to_rotmat
+from .projection import T_MIN, pixel_alpha, quat_to_rotmat
 
 
 def reference_rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, colors: Tensor,
@@ -48,6 +48,8 @@ def reference_rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities:
             depth = torch.zeros((), dtype=means.dtype)
             for _, z, mean2, conic, opacity, color in splats:
                 alpha = pixel_alpha(pix - mean2, conic, opacity)
+                if float((trans * (1 - alpha)).detach()) <= T_MIN:       # early termination, as gsplat and 3DGS stop
+                    break
                 rgb = rgb + trans * alpha * color
                 depth = depth + trans * alpha * z
                 trans = trans * (1 - alpha)
