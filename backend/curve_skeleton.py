@@ -263,14 +263,21 @@ def _retract_tips(points: np.ndarray, radius: np.ndarray,
     degree = np.bincount(edges.ravel(), minlength=len(points))
     keep = np.ones(len(points), bool)
     for path in branches(len(points), edges):
-        if len(path) < 2 or (degree[path[0]] == 1) == (degree[path[-1]] == 1):
-            continue                                                         # not exactly one leaf end
-        if degree[path[-1]] == 1:
-            path = path[::-1]                                                # leaf first
-        from_leaf = np.linalg.norm(points[path] - points[path[0]], axis=1)   # [P]
-        inside_cap = from_leaf < radius[path]
-        first_out = int(np.argmin(inside_cap)) if not inside_cap.all() else len(path) - 1
-        keep[path[:first_out]] = False
+        if len(path) < 2:
+            continue
+        leaf_ends = [path[::-1]] if degree[path[-1]] == 1 else []
+        leaf_ends += [path] if degree[path[0]] == 1 else []
+        cut = np.zeros(len(path), bool)                                      # along `path`
+        for leaf_first in leaf_ends:
+            from_leaf = np.linalg.norm(points[leaf_first] - points[leaf_first[0]], axis=1)   # [P]
+            inside_cap = from_leaf < radius[leaf_first]
+            first_out = int(np.argmin(inside_cap)) if not inside_cap.all() else len(path) - 1
+            dropped = np.zeros(len(path), bool)
+            dropped[:first_out] = True
+            cut |= dropped if leaf_first[0] == path[0] else dropped[::-1]
+        if cut.all():                                                        # a blob: keep its middle point
+            cut[len(path) // 2] = False
+        keep[path[cut]] = False
     return _subset(points, radius, edges, keep)
 
 
