@@ -136,8 +136,9 @@ def rig_command(
 def demo_command(
     out: Path = typer.Option(Path("out/demo"), "-o", "--out", help="Bundle folder to write."),
     example: str = typer.Option("humanoid", help="Which built-in example body to rig: humanoid or quadruped."),
-    keypoints: str = typer.Option("network", help="network (the shipped keypoint checkpoint reads orbit renders) or "
-                                  "markers (the example's true joints, as a user placing markers would)."),
+    keypoints: str = typer.Option("network", help="network (the shipped keypoint checkpoint reads orbit renders), "
+                                  "geometry (the mesh's curve skeleton, no training) or markers (the example's true "
+                                  "joints, as a user placing markers would)."),
     json_lines: bool = JSON_OPTION,
     debug: bool = DEBUG_OPTION,
 ) -> None:
@@ -149,10 +150,11 @@ def demo_command(
         if not (folder / "mesh.glb").is_file():
             known = sorted(p.name for p in EXAMPLES.iterdir() if (p / "mesh.glb").is_file())
             raise KeyDiffError("invalid_argument", f"no example {example!r}; the built-in examples are {known}")
-        if keypoints not in ("network", "markers"):
-            raise KeyDiffError("invalid_argument", f"--keypoints must be network or markers, got {keypoints!r}")
-        markers = str(folder / "joints.json") if keypoints == "markers" else None
-        return rig_mesh(folder / "mesh.glb", out, RigMeshOptions(markers=markers), progress)
+        if keypoints not in ("network", "geometry", "markers"):
+            raise KeyDiffError("invalid_argument", f"--keypoints must be network, geometry or markers, got {keypoints!r}")
+        if keypoints == "markers":
+            return rig_mesh(folder / "mesh.glb", out, RigMeshOptions(markers=str(folder / "joints.json")), progress)
+        return rig_mesh(folder / "mesh.glb", out, RigMeshOptions(keypoints=keypoints), progress)
 
     _run_job(job, json_lines=json_lines, debug=debug)
 
