@@ -38,7 +38,7 @@ class FrostingConfig:
     level_points: int = 60000         # budget of level-set points over all views
     poisson_depth_max: int = 8
     decimate_faces: int = 5000
-    min_component_fraction: float = 0.05
+    min_component_fraction: float = 0.001   # specks only: unseen components go by frosting/trim.py
     # stage 4-5: frosting
     frosting_gaussians: int = 10000
     frosting_level: float = 0.01

@@ -3,12 +3,14 @@
 Level-set points: for masked pixels of every training view, 21 samples along the pixel ray over ±3σ around
 the rendered depth (σ = the nearest Gaussian's spread along the ray); the first crossing of the density
 level 0.3 is interpolated linearly; its normal is -∇d (pointing out), its colour the rendered pixel.
-Then screened Poisson (pymeshlab) → keep large components → quadric decimation → snap vertices to the
-nearest level point (Frosting's `project_mesh_on_surface_points`).
+Then screened Poisson (pymeshlab) → remove faces far from every level point that also fall outside the
+silhouettes, and components mostly far from the level points (frosting/trim.py) → drop specks → quadric
+decimation → snap vertices to the nearest level point (Frosting's `project_mesh_on_surface_points`).
 
-Differences from the original, on purpose: no density-quantile cleaning (Frosting's README advises
-`--cleaning_quantile 0` for single synthetic objects, which is our case) and small connected components are
-dropped by face count rather than by visibility in the training views (no PyTorch3D rasterizer on CPU).
+Differences from the original, on purpose: Frosting cleans by Poisson density quantile and removes
+connected components by their visibility in the training views (PyTorch3D rasterizer); we use the distance
+to the level-set points, which are the visible surface's samples, for both (no rasterizer on CPU).
+Dropping components by face count instead cut every thin part Poisson had separated from the body.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from .config import FrostingConfig
 from .field import density, gaussian_frames
 from .gaussians import GaussianSet
 from .knn import knn
+from .trim import trim_faces
 from .views import TrainViews
 
 RAY_SAMPLES = 21
@@ -101,8 +104,9 @@ def poisson_depth(points: np.ndarray, max_depth: int) -> int:
 
 
 def poisson_mesh(surface: SurfacePoints, depth: int, target_faces: int,
-                 min_component_fraction: float = 0.05, snap: bool = True) -> Mesh:
-    """Screened Poisson of oriented points → large components → decimation → snap → Mesh with colours."""
+                 min_component_fraction: float = 0.001, snap: bool = True, views: TrainViews | None = None) -> Mesh:
+    """Screened Poisson of oriented points → trim what the views contradict → drop specks → decimation →
+    snap → Mesh with colours. With `views`, faces and components are cleaned by frosting.trim."""
     try:
         import pymeshlab
     except ImportError as exc:
@@ -112,6 +116,12 @@ def poisson_mesh(surface: SurfacePoints, depth: int, target_faces: int,
                                v_normals_matrix=surface.normals.astype(np.float64)))
     # threads=1: its OpenMP workers spin-wait; on a shared 2-core machine 2 threads took 15x longer (58 s vs 4 s)
     ms.generate_surface_reconstruction_screened_poisson(depth=depth, preclean=True, threads=1)
+    if views is not None:
+        m = ms.current_mesh()
+        verts = m.vertex_matrix().copy()
+        kept = trim_faces(verts, m.face_matrix().astype(np.int64), surface.points, views)
+        ms.add_mesh(pymeshlab.Mesh(vertex_matrix=verts, face_matrix=kept.astype(np.int32)))
+        ms.meshing_remove_unreferenced_vertices()
     faces_total = ms.current_mesh().face_number()
     ms.meshing_remove_connected_component_by_face_number(mincomponentsize=int(min_component_fraction * faces_total))
     ms.meshing_remove_unreferenced_vertices()
@@ -137,5 +147,5 @@ def poisson_mesh(surface: SurfacePoints, depth: int, target_faces: int,
 def extract_mesh(gs: GaussianSet, views: TrainViews, cfg: FrostingConfig) -> tuple[Mesh, SurfacePoints]:
     surface = level_set_points(gs, views, cfg.surface_level, cfg.level_points, cfg.seed)
     depth = poisson_depth(surface.points, cfg.poisson_depth_max)
-    mesh = poisson_mesh(surface, depth, cfg.decimate_faces, cfg.min_component_fraction)
+    mesh = poisson_mesh(surface, depth, cfg.decimate_faces, cfg.min_component_fraction, views=views)
     return mesh, surface
