@@ -1,6 +1,7 @@
 """The curve skeleton of a mesh: the thin centre-line tree a creature's bones run along, found by geometry alone.
 
-    surface voxels -> filled solid -> small pieces dropped -> centre-line tree (TEASAR) -> short spurs pruned
+    surface voxels -> filled solid -> small pieces dropped -> centre-line tree (TEASAR) -> leaves pulled back
+    to their end-cap centres -> short spurs pruned
 
 Why voxels: meshes from games and scans are rarely clean (open seams, eyes and teeth as separate shells,
 self-intersections). A solid of voxels swallows all of that: touching parts fuse, seams under a voxel close.
@@ -86,7 +87,7 @@ def curve_skeleton(
     solid = solid_voxels(vertices, faces, origin, pitch, shape)                # [X, Y, Z] bool
     solid = _drop_small_pieces(solid, min_piece)
 
-    voxels, depth, edges = centre_line_tree(solid, cover_scale, cover_voxels)                            # [N, 3], [N], [E, 2]
+    voxels, depth, edges = centre_line_tree(solid, cover_scale, cover_voxels)   # [N, 3], [N], [E, 2]
     if len(voxels) < 2:
         raise KeyDiffError(
             "invalid_mesh",
@@ -156,10 +157,10 @@ def centre_line_tree(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """TEASAR centre lines of a voxel solid [X, Y, Z]: (voxels [N, 3] int64, depth [N] distance to the outside
     in voxels, edges [E, 2] into voxels), one tree per 26-connected piece."""
-    solid_voxels_ = np.argwhere(solid)                                           # [M, 3]
-    depth = ndimage.distance_transform_edt(solid)[tuple(solid_voxels_.T)]      # [M] >= 1
-    rows, cols, lengths = _neighbour_pairs(solid_voxels_, solid.shape)
-    m = len(solid_voxels_)
+    cells = np.argwhere(solid)                                                  # [M, 3]
+    depth = ndimage.distance_transform_edt(solid)[tuple(cells.T)]               # [M] >= 1
+    rows, cols, lengths = _neighbour_pairs(cells, solid.shape)
+    m = len(cells)
     steps = csr_matrix((lengths, (rows, cols)), shape=(m, m))
     off_centre = 1.0 + _CENTRE_PENALTY * (1.0 - depth / depth.max()) ** _CENTRE_EXPONENT       # [M]
     costly = csr_matrix((lengths * 0.5 * (off_centre[rows] + off_centre[cols]), (rows, cols)), shape=(m, m))
@@ -174,9 +175,9 @@ def centre_line_tree(
     on_tree = np.zeros(m, bool)
     on_tree[far] = True
     uncovered = np.ones(m, bool)
-    lookup = cKDTree(solid_voxels_)
+    lookup = cKDTree(cells)
     links: list[tuple[int, int]] = []
-    _cover(lookup, solid_voxels_, depth, far, uncovered, cover_scale, cover_voxels)
+    _cover(lookup, cells, depth, far, uncovered, cover_scale, cover_voxels)
     while uncovered.any():
         target = int(np.argmax(np.where(uncovered, geodesic, -1.0)))
         path = [target]
@@ -185,13 +186,13 @@ def centre_line_tree(
         links.extend(zip(path[:-1], path[1:]))
         on_tree[path] = True
         uncovered[target] = False
-        _cover(lookup, solid_voxels_, depth, np.array(path), uncovered, cover_scale, cover_voxels)
+        _cover(lookup, cells, depth, np.array(path), uncovered, cover_scale, cover_voxels)
 
     kept = np.flatnonzero(on_tree)
     index = np.full(m, -1, np.int64)
     index[kept] = np.arange(len(kept))
     edges = index[np.array(links, np.int64).reshape(-1, 2)]
-    return solid_voxels_[kept], depth[kept], edges
+    return cells[kept], depth[kept], edges
 
 
 def _argmax_per_piece(values: np.ndarray, piece: np.ndarray, count: int) -> np.ndarray:
