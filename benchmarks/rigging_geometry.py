@@ -7,7 +7,9 @@ The quick companion of benchmarks/rigging.py for skeleton work: the same charact
 (mesh centred on its bounding-box centre, longest side spans [-1, 1]) and the same metrics (CD-J2J / CD-J2B /
 CD-B2B, joint precision / recall at 0.1), but no skinning, bundle or bone heat. Each source runs rig-mesh's own
 steps: canonical frame -> keypoints -> build_skeleton (merge, MST, root at the tree centre) -> back to the
-asset's frame. `seconds` is keypoints + skeleton.
+asset's frame. `seconds` is keypoints + skeleton (the network's include its orbit renders). The network reads
+renders of the asset with its texture here, while rigging.py hands rig-mesh an untextured PLY, so network and
+snapped scores differ a little between the two (geometry reads no colour and scores the same).
 
 It also scores each character's truth against itself restricted to the joints a mesh can show: `on_body`
 is the artist's skeleton without joints farther than 0.1 from the surface-and-inside of the mesh (root motion
