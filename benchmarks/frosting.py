@@ -122,14 +122,20 @@ def main() -> None:
         sys.exit(f"no characters at {RIGS}: this benchmark needs ../shared/data/rigs")
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     record = {"date": today(), "machine": machine_info(), "command": " ".join(["benchmarks/frosting.py"] + sys.argv[1:]),
-              "preset": args.preset, "image_size": args.image_size, "torch_threads": torch.get_num_threads(),
-              "splatter": time_splatter(), "objects": []}
+              "preset": args.preset, "image_size": args.image_size,
+              "torch_threads": get_preset(args.preset).cpu_threads or torch.get_num_threads(), "objects": []}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(record["torch_threads"])      # the splatter timed as reconstruct runs it
+    record["splatter"] = time_splatter()
+    torch.set_num_threads(threads)
     names = args.objects.split(",")
     earlier = results.get(args.preset, {}).get("objects", [])
     record["objects"] = [row for row in earlier if row["object"] not in names]   # rows of other runs stay
     results[args.preset] = record
     for i, name in enumerate(names):
+        load_before = [round(x, 2) for x in os.getloadavg()]
         row, extra = run_object(RIGS / name, args.preset, args.image_size)
+        row["load_average_before"] = load_before
         row["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
         print(json.dumps(row), flush=True)
         record["objects"].append(row)
