@@ -1,7 +1,8 @@
 """The slow, readable rasterizer the tests trust: one pixel at a time, every Gaussian, sorted by depth.
 
-It shares nothing with the tiled splatter except `pixel_alpha` (the clamping rules); the projection is
-re-derived here per Gaussian with explicit 2x2 algebra. Use only on tiny images (a few hundred pixels).
+It shares nothing with the tiled splatter except `pixel_alpha` and the constants (the clamping rules, and
+gsplat's early stop: a pixel takes no Gaussian that would bring its transmittance to T_MIN or below); the
+projection is re-derived here per Gaussian with explicit 2x2 algebra. Use only on tiny images.
 """
 
 from __future__ import annotations
