@@ -40,6 +40,8 @@ DEFAULT_MIN_PIECE = 0.02       # solid pieces smaller than this fraction of the 
 DEFAULT_COVER_SCALE = 1.5     # a centre-line path covers voxels within this x its radius ...
 DEFAULT_COVER_VOXELS = 2.0    # ... plus this many voxels
 MAX_RESOLUTION = 256
+MIN_RESOLUTION = 32
+MAX_SOLID_VOXELS = 150_000    # above this the resolution drops (a ball at 96 across has ~460k voxels)
 _CENTRE_PENALTY, _CENTRE_EXPONENT = 1e5, 4   # step cost x (1 + P (1 - r / r_max)^e): paths keep to the middle
 _PAD = 3                       # empty voxels around the mesh so closing and thinning never touch the border
 _FLAT = 1e-4                   # a mesh thinner than this x its longest side has no inside
@@ -72,8 +74,9 @@ def curve_skeleton(
 ) -> CurveSkeleton:
     """The curve skeleton of the triangle mesh (vertices [V, 3], faces [F, 3]); see the module docstring."""
     vertices, faces = _check_mesh(vertices, faces)
-    if not (isinstance(resolution, (int, np.integer)) and 16 <= resolution <= MAX_RESOLUTION):
-        raise KeyDiffError("invalid_argument", f"resolution must be an integer in [16, {MAX_RESOLUTION}], got {resolution!r}")
+    if not (isinstance(resolution, (int, np.integer)) and MIN_RESOLUTION <= resolution <= MAX_RESOLUTION):
+        wanted = f"an integer in [{MIN_RESOLUTION}, {MAX_RESOLUTION}]"
+        raise KeyDiffError("invalid_argument", f"resolution must be {wanted}, got {resolution!r}")
     for name, value in (("spur_ratio", spur_ratio), ("min_piece", min_piece), ("cover_scale", cover_scale),
                         ("cover_voxels", cover_voxels)):
         if not (np.isfinite(value) and value >= 0):
@@ -81,18 +84,18 @@ def curve_skeleton(
 
     lo, hi = vertices.min(axis=0), vertices.max(axis=0)
     size = float((hi - lo).max())
-    pitch = size / resolution
-    origin = lo - _PAD * pitch
-    shape = tuple(int(n) for n in np.ceil((hi - origin) / pitch).astype(np.int64) + _PAD)
-    solid = solid_voxels(vertices, faces, origin, pitch, shape)                # [X, Y, Z] bool
+    solid, origin, pitch = _voxelise(vertices, faces, lo, hi, size / resolution)
+    if solid.sum() > MAX_SOLID_VOXELS:     # a fat body: coarser voxels keep the shortest paths to about a second
+        coarser = max(MIN_RESOLUTION, int(resolution * (MAX_SOLID_VOXELS / solid.sum()) ** (1 / 3)))
+        solid, origin, pitch = _voxelise(vertices, faces, lo, hi, size / coarser)
     solid = _drop_small_pieces(solid, min_piece)
 
     voxels, depth, edges = centre_line_tree(solid, cover_scale, cover_voxels)   # [N, 3], [N], [E, 2]
     if len(voxels) < 2:
         raise KeyDiffError(
             "invalid_mesh",
-            f"the mesh's solid is {int(solid.sum())} voxel(s) at {resolution} voxels across: too small or too thin "
-            "to follow; place joints with --markers instead",
+            f"the mesh's solid is {int(solid.sum())} voxel(s) at {size / pitch:.0f} voxels across: too small or "
+            "too thin to follow; place joints with --markers instead",
         )
     radius = depth * pitch                                                      # [N]
     points = origin + (voxels + 0.5) * pitch                                    # [N, 3]
@@ -102,6 +105,14 @@ def curve_skeleton(
 
 
 # --- voxels -----------------------------------------------------------------------------------------------
+def _voxelise(vertices: np.ndarray, faces: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+              pitch: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """(solid [X, Y, Z] bool, origin [3] of voxel (0, 0, 0)'s corner, pitch) with _PAD empty voxels around."""
+    origin = lo - _PAD * pitch
+    shape = tuple(int(n) for n in np.ceil((hi - origin) / pitch).astype(np.int64) + _PAD)
+    return solid_voxels(vertices, faces, origin, pitch, shape), origin, float(pitch)
+
+
 def solid_voxels(vertices: np.ndarray, faces: np.ndarray, origin: np.ndarray, pitch: float,
                  shape: tuple[int, int, int]) -> np.ndarray:
     """[X, Y, Z] bool: the surface voxels and every voxel they enclose.
@@ -175,9 +186,8 @@ def centre_line_tree(
     on_tree = np.zeros(m, bool)
     on_tree[far] = True
     uncovered = np.ones(m, bool)
-    lookup = cKDTree(cells)
     links: list[tuple[int, int]] = []
-    _cover(lookup, cells, depth, far, uncovered, cover_scale, cover_voxels)
+    _cover(cells, depth, far, uncovered, cover_scale, cover_voxels)
     while uncovered.any():
         target = int(np.argmax(np.where(uncovered, geodesic, -1.0)))
         path = [target]
@@ -186,7 +196,7 @@ def centre_line_tree(
         links.extend(zip(path[:-1], path[1:]))
         on_tree[path] = True
         uncovered[target] = False
-        _cover(lookup, cells, depth, np.array(path), uncovered, cover_scale, cover_voxels)
+        _cover(cells, depth, np.array(path), uncovered, cover_scale, cover_voxels)
 
     kept = np.flatnonzero(on_tree)
     index = np.full(m, -1, np.int64)
@@ -202,12 +212,21 @@ def _argmax_per_piece(values: np.ndarray, piece: np.ndarray, count: int) -> np.n
     return order[last]
 
 
-def _cover(lookup: cKDTree, voxels: np.ndarray, depth: np.ndarray, path: np.ndarray, uncovered: np.ndarray,
+def _cover(voxels: np.ndarray, depth: np.ndarray, path: np.ndarray, uncovered: np.ndarray,
            scale: float, extra: float) -> None:
-    """Mark every voxel within scale x depth + extra of the path's voxels as covered (in place)."""
-    hits = lookup.query_ball_point(voxels[path], r=scale * depth[path] + extra)
-    covered = np.concatenate([np.asarray(h, np.int64) for h in hits]) if len(hits) else np.zeros(0, np.int64)
-    uncovered[covered] = False
+    """Mark uncovered voxels within scale x depth + extra of a path voxel as covered (in place).
+
+    Asked from the uncovered side (each looks up its few nearest path voxels) so a fat body costs one query per
+    voxel still open, not one ball per path voxel that would list the whole body again and again.
+    """
+    reach = scale * depth[path] + extra                                        # [P]
+    open_cells = np.flatnonzero(uncovered)
+    k = min(4, len(path))
+    distance, nearest = cKDTree(voxels[path]).query(voxels[open_cells], k=k, distance_upper_bound=float(reach.max()))
+    distance, nearest = distance.reshape(len(open_cells), k), nearest.reshape(len(open_cells), k)
+    found = nearest < len(path)                                                # misses come back as len(path)
+    within = found & (distance <= reach[np.minimum(nearest, len(path) - 1)])
+    uncovered[open_cells[within.any(axis=1)]] = False
 
 
 def _neighbour_pairs(voxels: np.ndarray, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -43,9 +43,11 @@ class RigMeshOptions:
 
     def __post_init__(self) -> None:
         if self.keypoints not in KEYPOINT_SOURCES:
-            raise KeyDiffError("invalid_argument", f"--keypoints must be one of {KEYPOINT_SOURCES}, got {self.keypoints!r}")
+            raise KeyDiffError("invalid_argument",
+                               f"--keypoints must be one of {KEYPOINT_SOURCES}, got {self.keypoints!r}")
         if self.markers is not None and self.keypoints != "network":
-            raise KeyDiffError("invalid_argument", f"--markers and --keypoints {self.keypoints} are two keypoint sources: pass one")
+            raise KeyDiffError("invalid_argument",
+                               f"--markers and --keypoints {self.keypoints} are two keypoint sources: pass one")
 
     def source(self) -> str:
         return "markers" if self.markers is not None else self.keypoints
