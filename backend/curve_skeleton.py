@@ -14,6 +14,10 @@ covers yet, and adds its path back to the tree along a route that pays heavily f
 grows as the distance to the surface falls); each new path covers every voxel within
 `cover_scale` x (its local radius) + `cover_voxels`. Each step is one scipy shortest-path result, reused.
 
+Why drop sheet duplicates: on a sheet (an insect's wing, a fin) every voxel is one voxel from the outside, so a
+TEASAR path covers only a narrow strip and the next far corner starts a second line beside the first. A thin
+leaf branch that runs within the covered strip of another line for most of its length repeats it.
+
 Why prune by thickness: a bump on the surface makes a spur whose length is about the local radius. A real limb
 sticks out well beyond the body's radius where it joins, so a terminal branch shorter than `spur_ratio` times
 the radius at its fork (plus two voxels of staircase noise) is a bump, not a limb.
@@ -45,6 +49,7 @@ MAX_SOLID_VOXELS = 150_000    # above this the resolution drops (a ball at 96 ac
 _CENTRE_PENALTY, _CENTRE_EXPONENT = 1e5, 4   # step cost x (1 + P (1 - r / r_max)^e): paths keep to the middle
 _PAD = 3                       # empty voxels around the mesh so closing and thinning never touch the border
 _FLAT = 1e-4                   # a mesh thinner than this x its longest side has no inside
+_SHEET_RADIUS = 1.5            # voxels: a branch this thin runs on a sheet (a wing, a fin) or is a wire
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,8 @@ def curve_skeleton(
     points = origin + (voxels + 0.5) * pitch                                    # [N, 3]
     points, radius, edges = _retract_tips(points, radius, edges)
     points, radius, edges = _prune_spurs(points, radius, edges, spur_ratio, 2.0 * pitch)
+    reach = cover_scale * radius + cover_voxels * pitch                         # [N] what each point covered
+    points, radius, edges = _drop_sheet_duplicates(points, radius, edges, reach, _SHEET_RADIUS * pitch)
     return CurveSkeleton(points, radius, edges, float(pitch), size)
 
 
@@ -299,6 +306,34 @@ def _retract_tips(points: np.ndarray, radius: np.ndarray,
             cut[len(path) // 2] = False
         keep[path[cut]] = False
     return _subset(points, radius, edges, keep)
+
+
+def _drop_sheet_duplicates(points: np.ndarray, radius: np.ndarray, edges: np.ndarray, reach: np.ndarray,
+                           thin: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Drop, shortest first and one at a time, thin leaf branches (median radius <= thin) that lie within
+    `reach` [N] of the rest of the skeleton along more than half their length (module docstring)."""
+    while True:
+        degree = np.bincount(edges.ravel(), minlength=len(points))
+        duplicate, shortest = None, np.inf
+        for path in branches(len(points), edges):
+            ends = degree[path[[0, -1]]]
+            if len(path) < 3 or not ((ends[0] == 1) ^ (ends[1] == 1)):
+                continue                                                     # not a leaf-to-fork branch
+            leaf_side = path[:-1] if ends[0] == 1 else path[1:]
+            if np.median(radius[leaf_side]) > thin:
+                continue
+            rest = np.ones(len(points), bool)
+            rest[leaf_side] = False
+            gap = cKDTree(points[rest]).query(points[leaf_side])[0]         # [P-1]
+            length = _path_length(points, path)
+            if (gap < reach[leaf_side]).mean() > 0.5 and length < shortest:
+                duplicate, shortest = leaf_side, length
+        if duplicate is None:
+            return points, radius, edges
+        keep = np.ones(len(points), bool)
+        keep[duplicate] = False
+        points, radius, edges = _subset(points, radius, edges, keep)
+        reach = reach[keep]
 
 
 def _subset(points: np.ndarray, radius: np.ndarray, edges: np.ndarray,
