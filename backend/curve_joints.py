@@ -9,10 +9,10 @@ assembly as network keypoints and markers: the MST keeps exactly the skeleton's 
 lengths less than any other pair) and joins separate pieces by distance.
 
 Settings were chosen once for all creatures on the skeleton benchmark (benchmarks/rigging_geometry.py, 10
-artist-rigged characters, mean CD-J2J 0.116 at these defaults): joint spacing 0.06 / 0.11 / 0.14 gives
-0.114 / 0.121 / 0.125 (0.08 trades a little of that for fewer bones), bend tolerance 0.02-0.08 moves it by under
-0.002, and pushing tips out to the surface (tip_reach 1) gives 0.118: artists end a chain inside the last cap,
-where the curve skeleton's leaves already sit. All lengths are fractions of the mesh's longest side.
+artist-rigged characters, mean CD-J2J 0.112 at these defaults): joint spacing 0.06 / 0.11 / 0.14 gives
+0.110 / 0.116 / 0.121 (0.08 trades a little of that for fewer bones), bend tolerance 0.02-0.08 moves it by
+under 0.002, and pushing tips out to the surface (tip_reach 1) gives 0.114: artists end a chain inside the
+last cap, where the curve skeleton's leaves already sit. All lengths are fractions of the mesh's longest side.
 """
 
 from __future__ import annotations
