@@ -75,10 +75,11 @@ def rig_mesh_command(
     mesh: Path = typer.Argument(..., help="Mesh to rig: .glb .gltf .obj .ply .stl (parts are joined)."),
     out: Path = typer.Option(..., "-o", "--out", help="Bundle folder to write (replaced if it holds an earlier bundle)."),
     markers: Optional[Path] = typer.Option(None, "--markers", help="Marker JSON: keypoints [+ edges] in mesh coordinates "
-                                           "(instead of the keypoint network)."),
-    keypoints: str = typer.Option("network", "--keypoints", help="Without --markers: network (the keypoint checkpoint "
-                                  "reads orbit renders), geometry (the mesh's curve skeleton: no training, any "
-                                  "creature), or snapped (network keypoints moved onto the curve skeleton)."),
+                                           "(instead of --keypoints)."),
+    keypoints: Optional[str] = typer.Option(None, "--keypoints", help="Without --markers: geometry (default: the mesh's "
+                                            "curve skeleton, no training, any creature), network (the keypoint "
+                                            "checkpoint reads orbit renders), or snapped (network keypoints moved onto "
+                                            "the curve skeleton)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Keypoint network checkpoint (default: the "
                                               "shipped CPU one, checkpoints/keypoints_cnn_humanoid_cpu.pt)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda, for the keypoint network."),
@@ -136,8 +137,8 @@ def rig_command(
 def demo_command(
     out: Path = typer.Option(Path("out/demo"), "-o", "--out", help="Bundle folder to write."),
     example: str = typer.Option("humanoid", help="Which built-in example body to rig: humanoid or quadruped."),
-    keypoints: str = typer.Option("network", help="network (the shipped keypoint checkpoint reads orbit renders), "
-                                  "geometry (the mesh's curve skeleton, no training) or markers (the example's true "
+    keypoints: str = typer.Option("geometry", help="geometry (the mesh's curve skeleton, no training), network (the "
+                                  "shipped keypoint checkpoint reads orbit renders) or markers (the example's true "
                                   "joints, as a user placing markers would)."),
     json_lines: bool = JSON_OPTION,
     debug: bool = DEBUG_OPTION,

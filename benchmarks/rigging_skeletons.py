@@ -100,7 +100,7 @@ def _through_rig_mesh(mesh: Mesh, keypoints: np.ndarray | None, source: str, *,
             save_markers(markers, keypoints)
         start = time.perf_counter()
         try:
-            options = RigMeshOptions(markers=str(markers) if markers else None, keypoints=keypoint_source)
+            options = (RigMeshOptions(markers=str(markers)) if markers else RigMeshOptions(keypoints=keypoint_source))
             bundle = rig_mesh(mesh_path, Path(tmp) / "bundle", options)
         except KeyDiffError as exc:
             return SkeletonRun(source, None, None, time.perf_counter() - start, f"unavailable: [{exc.code}] {exc.message}")

@@ -15,6 +15,7 @@ from pathlib import Path
 SV3D_WEIGHTS_ENV = "KEYDIFF3D_SV3D_WEIGHTS"   # read by backend/views/sv3d_models.py when no --weights is given
 DEVICES = ("auto", "cpu", "cuda")
 PRESETS = ("cpu_small", "gpu_full")           # frosting/config.py presets a user would pick
+KEYPOINT_SOURCES = ("geometry", "network")     # rig-mesh --keypoints values the add-on offers (markers aside)
 
 
 @dataclass(frozen=True)
@@ -58,13 +59,18 @@ def backend_cwd(settings: BackendSettings) -> str | None:
     return str(folder) if folder is not None and folder.is_dir() else None
 
 
-def rig_mesh_argv(settings: BackendSettings, mesh: Path, out_dir: Path, markers: Path | None) -> list[str]:
-    """`rig-mesh`: keypoints from a marker file, or else from the keypoint network (the preferences' checkpoint,
-    or the backend's shipped one when that is empty)."""
+def rig_mesh_argv(settings: BackendSettings, mesh: Path, out_dir: Path, markers: Path | None,
+                  keypoints: str = "geometry") -> list[str]:
+    """`rig-mesh`: keypoints from a marker file, else from the mesh's curve skeleton (`geometry`) or the keypoint
+    network (`network`: the preferences' checkpoint, or the backend's shipped one when that is empty)."""
+    if keypoints not in KEYPOINT_SOURCES:
+        raise ValueError(f"keypoints must be one of {KEYPOINT_SOURCES}, got {keypoints!r}")
     argv = [settings.python, "-m", "backend", "rig-mesh", str(mesh), "-o", str(out_dir), "--json"]
     if markers is not None:
         argv += ["--markers", str(markers)]
-    else:
+        return argv
+    argv += ["--keypoints", keypoints]
+    if keypoints == "network":
         if settings.checkpoint:
             argv += ["--checkpoint", settings.checkpoint]
         if settings.device in ("cpu", "cuda"):

@@ -82,7 +82,8 @@ def start_rig_selected(context, obj=None) -> jobs.RunningJob:
         rig = bind_bundle_to_object(ctx, bundle, target)
         return f"KeyDiff3D: rigged {object_name!r} with {len(rig.bone_names)} bones ({rig.armature.name})"
 
-    return start_job(lambda inputs, out: rig_mesh_argv(settings, inputs[0], out, inputs[1]), settings,
+    keypoints = "network" if scene_settings.keypoint_source == "NETWORK" else "geometry"
+    return start_job(lambda inputs, out: rig_mesh_argv(settings, inputs[0], out, inputs[1], keypoints), settings,
                      label=f"Rigging {object_name}", prepare=prepare, on_result=on_result)
 
 

@@ -65,7 +65,7 @@ class KEYDIFF3D_PT_rig_selected(_KeyDiff3DPanel, bpy.types.Panel):
         elif settings.keypoint_source == "EMPTIES":
             layout.prop(settings, "marker_collection")
             layout.label(text="Parent an empty to another to force that bone", icon="INFO")
-        else:
+        elif settings.keypoint_source == "NETWORK":
             layout.label(text="Needs a trained keypoint checkpoint", icon="INFO")
         if not draw_progress(layout, context):
             layout.operator("keydiff3d.rig_selected", icon="ARMATURE_DATA")

@@ -113,11 +113,13 @@ class KEYDIFF3D_SceneSettings(bpy.types.PropertyGroup):
     keypoint_source: EnumProperty(
         name="Keypoints",
         items=[
+            ("GEOMETRY", "Mesh Shape", "Joints on the mesh's curve skeleton: ends, forks and bends (no training, "
+             "any creature)"),
             ("NETWORK", "Network", "Keypoints from the trained keypoint network (needs a checkpoint in the backend)"),
             ("MARKER_FILE", "Marker File", "A JSON file of keypoints in the object's coordinates"),
             ("EMPTIES", "Marker Empties", "Empties placed on the mesh: its child empties, or a chosen collection"),
         ],
-        default="EMPTIES",
+        default="GEOMETRY",
     )
     marker_file: StringProperty(name="Marker File", subtype="FILE_PATH", default="")
     marker_collection: PointerProperty(

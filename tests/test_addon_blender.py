@@ -163,8 +163,8 @@ def test_a_failure_half_way_through_an_import_leaves_no_data_behind(imported) ->
 def procedural_runs(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("rig_selected_bar")
     bar, markers = bar_with_markers(folder)
-    config = rig_mesh_config(folder, bar.vertices, bar.faces, markers, ["empties", "kill", "network", "missing_python",
-                                                                    "subdivided"])
+    config = rig_mesh_config(folder, bar.vertices, bar.faces, markers, ["empties", "geometry", "kill", "network",
+                                                                    "missing_python", "subdivided"])
     return run_in_blender("check_rig_selected.py", str(config), home=tmp_path_factory.mktemp("home_rs"))
 
 
@@ -182,6 +182,10 @@ def check_bound_in_place(run: dict, rest_tolerance: float | None = 1e-4) -> None
 
 def test_rig_selected_mesh_from_marker_empties_binds_the_original_object_in_place(procedural_runs) -> None:
     check_bound_in_place(procedural_runs["empties"])
+
+
+def test_rig_selected_mesh_by_default_rigs_from_the_mesh_shape_without_markers(procedural_runs) -> None:
+    check_bound_in_place(procedural_runs["geometry"])
 
 
 def test_a_topology_changing_modifier_rigs_the_base_mesh_and_keeps_the_modifier_after_the_armature(

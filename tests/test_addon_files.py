@@ -158,13 +158,18 @@ def test_marker_files_written_for_the_backend_are_accepted_by_it(tmp_path: Path)
         read_marker_file(tmp_path / "bad.json")
 
 
-def test_rig_mesh_command_line_is_one_the_backend_cli_accepts() -> None:
-    argv = rig_mesh_argv(BackendSettings(python=sys.executable), Path("m.ply"), Path("out"), Path("k.json"))
-    done = subprocess.run(argv[:4] + ["--help"], capture_output=True, text=True, timeout=120, cwd=REPO)
+def test_rig_mesh_command_lines_are_ones_the_backend_cli_accepts() -> None:
+    settings = BackendSettings(python=sys.executable, checkpoint="k.pt", device="cpu")
+    argvs = [rig_mesh_argv(settings, Path("m.ply"), Path("out"), Path("k.json")),
+             rig_mesh_argv(settings, Path("m.ply"), Path("out"), None),
+             rig_mesh_argv(settings, Path("m.ply"), Path("out"), None, "network")]
+    assert "--markers" in argvs[0] and "--keypoints" not in argvs[0]
+    assert argvs[1][-2:] == ["--keypoints", "geometry"] and "--checkpoint" not in argvs[1]
+    assert argvs[2][argvs[2].index("--keypoints") + 1] == "network" and "--checkpoint" in argvs[2]
+    done = subprocess.run(argvs[0][:4] + ["--help"], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert done.returncode == 0
-    for flag in argv[4:]:
-        if flag.startswith("-"):
-            assert flag in done.stdout, f"the backend's rig-mesh has no {flag}"
+    for flag in {flag for argv in argvs for flag in argv[4:] if flag.startswith("-")}:
+        assert flag in done.stdout, f"the backend's rig-mesh has no {flag}"
 
 
 # --- Check backend ------------------------------------------------------------------------------------------------

@@ -118,7 +118,7 @@ def test_bad_input_fails_with_one_line_a_code_and_no_output(tmp_path: Path, case
     elif case == "not_json_markers":
         markers.write_text("hips at the middle, please")
     elif case == "missing_checkpoint":
-        args = args[:2] + ["--checkpoint", str(tmp_path / "never-trained.pt")] + args[4:]
+        args = args[:2] + ["--keypoints", "network", "--checkpoint", str(tmp_path / "never-trained.pt")] + args[4:]
     elif case == "foreign_output":
         out.mkdir()
         (out / "thesis.txt").write_text("my thesis")
@@ -165,7 +165,7 @@ def test_rig_mesh_on_real_characters_with_their_own_joints_as_markers(tmp_path: 
         assert report.num_errors == 0, report.summary()
 
 
-@pytest.mark.parametrize("keypoints", ["network", "markers"])
+@pytest.mark.parametrize("keypoints", ["geometry", "network", "markers"])
 def test_the_readme_demo_rigs_the_built_in_example(tmp_path: Path, keypoints: str) -> None:
     done = run_cli("demo", "-o", str(tmp_path / "demo"), "--keypoints", keypoints)
     assert done.returncode == 0, done.stderr

@@ -48,7 +48,7 @@ def mobilenet_available() -> bool:
 def test_rig_mesh_with_a_checkpoint_and_no_markers_builds_a_rig_inside_the_mesh(tmp_path: Path) -> None:
     checkpoint = tiny_checkpoint(tmp_path / "tiny.pt")
     bundle = rig_mesh(REPO / "examples" / "humanoid" / "mesh.glb", tmp_path / "b",
-                      RigMeshOptions(checkpoint=str(checkpoint)))
+                      RigMeshOptions(keypoints="network", checkpoint=str(checkpoint)))
     doc = read_rig_document(bundle)
     rig = rig_from_document(doc)
     assert len(doc["keypoints"]) == 6 and np.asarray(doc["adjacency"]).shape == (6, 6)
@@ -62,7 +62,7 @@ def test_rig_mesh_with_a_checkpoint_and_no_markers_builds_a_rig_inside_the_mesh(
 def test_without_markers_or_checkpoint_the_error_says_what_to_pass(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr("backend.pipeline.keypoint_source.SHIPPED_CHECKPOINT", tmp_path / "absent.pt")
     with pytest.raises(KeyDiffError, match="--checkpoint FILE .* or --markers FILE") as info:
-        rig_mesh(REPO / "examples" / "humanoid" / "mesh.glb", tmp_path / "b", RigMeshOptions())
+        rig_mesh(REPO / "examples" / "humanoid" / "mesh.glb", tmp_path / "b", RigMeshOptions(keypoints="network"))
     assert info.value.code == "missing_weights"
     assert not (tmp_path / "b").exists()
 

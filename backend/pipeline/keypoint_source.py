@@ -41,7 +41,8 @@ def load_network(checkpoint: str | None, device: str = "cpu"):
     if path is None:
         raise KeyDiffError(
             "missing_weights",
-            "no keypoint checkpoint: pass --checkpoint FILE (train one with training/train.py) or --markers FILE",
+            "no keypoint checkpoint: pass --checkpoint FILE (train one with training/train.py) or --markers FILE, "
+            "or use --keypoints geometry (no network needed)",
         )
     from ..keypoints.inference import load_keypoint_model   # torch: only when used
 

@@ -76,7 +76,7 @@ def draw_everything(module: str) -> dict:
     for running in (False, True):
         progress.running, progress.label, progress.stage, progress.fraction = running, "Rigging", "skinning", 0.5
         for image_source in ("FILE", "BLENDER"):
-            for keypoint_source in ("NETWORK", "MARKER_FILE", "EMPTIES"):
+            for keypoint_source in ("GEOMETRY", "NETWORK", "MARKER_FILE", "EMPTIES"):
                 settings.image_source, settings.keypoint_source = image_source, keypoint_source
                 for panel in (bpy.types.KEYDIFF3D_PT_image, bpy.types.KEYDIFF3D_PT_rig_selected):
                     panel.draw(SimpleNamespace(layout=FakeLayout(log)), context)

@@ -2,7 +2,7 @@
 
     python check_rig_selected.py CONFIG.json
 CONFIG: {"mesh": npz with vertices [V,3] + faces [F,3] (object space), "markers": marker JSON in object space,
-         "python": backend interpreter, "scenarios": ["rig", "kill", "network", "missing_python", "empties"]}
+         "python": backend interpreter, "scenarios": ["rig", "kill", "network", "missing_python", "empties", "geometry"]}
 Prints one result line with one entry per scenario.
 """
 
@@ -182,6 +182,8 @@ def main(config_path: Path) -> None:
             results[name] = scenario_rig(config)
         elif name == "empties":
             results[name] = scenario_rig(config, "EMPTIES")
+        elif name == "geometry":   # the default: no markers, joints on the mesh's curve skeleton
+            results[name] = scenario_rig(config, "GEOMETRY")
         elif name == "subdivided":
             results[name] = scenario_rig(config, subdivide=True)
         elif name == "kill":
