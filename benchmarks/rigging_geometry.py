@@ -6,8 +6,11 @@
 The quick companion of benchmarks/rigging.py for skeleton work: the same characters, the same normalisation
 (mesh centred on its bounding-box centre, longest side spans [-1, 1]) and the same metrics (CD-J2J / CD-J2B /
 CD-B2B, joint precision / recall at 0.1), but no skinning, bundle or bone heat. Each source runs rig-mesh's own
-steps: canonical frame -> keypoints -> build_skeleton (merge, MST, root at the tree centre) -> back to the
-asset's frame. `seconds` is keypoints + skeleton (the network's include its orbit renders). The network reads
+steps: canonical frame -> keypoints -> build_skeleton (merge, MST, root at the tree centre) -> floor root under
+the body (backend/floor_root.py; not for the k-means reference) -> back to the asset's frame. CD-J2J's two
+halves are reported too: `pred_to_true` (mean distance of a predicted joint to the nearest true one: extra or
+misplaced joints) and `true_to_pred` (missed joints); CD-J2J is their mean. `seconds` is keypoints + skeleton
+(the network's include its orbit renders). The network reads
 renders of the asset with its texture here, while rigging.py hands rig-mesh an untextured PLY, so network and
 snapped scores differ a little between the two (geometry reads no colour and scores the same).
 
@@ -33,13 +36,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from machine import machine_info, today, write_result  # noqa: E402
 
 from backend.cameras import canonical_transform  # noqa: E402
-from backend.curve_joints import DEFAULT_BEND_TOLERANCE, DEFAULT_SPACING, DEFAULT_TIP_REACH  # noqa: E402
+from backend.curve_joints import (  # noqa: E402
+    DEFAULT_BEND_TOLERANCE, DEFAULT_SPACING, DEFAULT_TIP_PULLBACK, DEFAULT_TIP_REACH,
+)
 from backend.curve_skeleton import (  # noqa: E402
     DEFAULT_COVER_SCALE, DEFAULT_COVER_VOXELS, DEFAULT_RESOLUTION, DEFAULT_SPUR_RATIO,
 )
 from backend.errors import KeyDiffError  # noqa: E402
 from backend.export.gltf_reader import load_skinned_gltf  # noqa: E402
-from backend.metrics.skeleton import apply_transform, skeleton_metrics, unit_cube_transform  # noqa: E402
+from backend.floor_root import add_floor_root, ground_point  # noqa: E402
+from backend.metrics.skeleton import (  # noqa: E402
+    apply_transform, merge_duplicate_joints, skeleton_metrics, unit_cube_transform,
+)
 from backend.pipeline.keypoint_source import (  # noqa: E402
     geometry_keypoints, network_keypoints, pull_inside, snap_to_curve_skeleton,
 )
@@ -50,6 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT / ".." / "shared" / "data" / "rigs"
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "rigging_geometry.json"
 SOURCES = ("geometry", "snapped", "network", "kmeans18")
+NO_FLOOR_ROOT = ("kmeans18",)   # the reference point stays a bare MST of vertex clusters
 MIN_VERTICES, MIN_BONES = 100, 3
 ON_BODY = 0.1          # normalised units: a true joint farther than this from the mesh is off the body
 
@@ -87,12 +96,27 @@ def score_character(asset, sources: list[str]) -> dict:
             out[source] = {"note": f"unavailable: [{exc.code}] {exc.message}"}
             continue
         rig = build_skeleton(keypoints, adjacency, object_size=float(np.linalg.norm(hi - lo))).rig
+        if source not in NO_FLOOR_ROOT:
+            rig = add_floor_root(rig, ground_point(canonical_mesh.vertices, to_canonical.apply(np.zeros(3))[0]))
         seconds = time.perf_counter() - start
         joints = apply_transform(to_unit, to_canonical.apply_inverse(rig.joints))
         full = skeleton_metrics(joints, rig.parents, true_joints, asset.skeleton_parents)
-        body = skeleton_metrics(joints, rig.parents, *_keep_joints(true_joints, asset.skeleton_parents, on_body))
-        out[source] = {**full.to_dict(), "seconds": round(seconds, 3), "on_body": body.to_dict()}
+        body_truth = _keep_joints(true_joints, asset.skeleton_parents, on_body)
+        body = skeleton_metrics(joints, rig.parents, *body_truth)
+        out[source] = {**full.to_dict(), **_halves(joints, rig.parents, true_joints, asset.skeleton_parents),
+                       "seconds": round(seconds, 3),
+                       "on_body": {**body.to_dict(), **_halves(joints, rig.parents, *body_truth)}}
     return out
+
+
+def _halves(joints: np.ndarray, parents: np.ndarray, true_joints: np.ndarray, true_parents: np.ndarray) -> dict:
+    """CD-J2J's two directed means, on duplicate-merged joints as skeleton_metrics scores them."""
+    from scipy.spatial import cKDTree
+
+    predicted, _ = merge_duplicate_joints(joints, parents)
+    truth, _ = merge_duplicate_joints(true_joints, true_parents)
+    return {"pred_to_true": float(cKDTree(truth).query(predicted)[0].mean()),
+            "true_to_pred": float(cKDTree(predicted).query(truth)[0].mean())}
 
 
 def _on_body(vertices: np.ndarray, faces: np.ndarray, joints: np.ndarray) -> np.ndarray:
@@ -127,9 +151,10 @@ def _means(characters: dict, sources: list[str]) -> dict:
         rows = [c[source] for c in characters.values() if "cd_j2j" in c.get(source, {})]
         if not rows:
             continue
-        keys = ("cd_j2j", "cd_j2b", "cd_b2b", "precision", "recall", "num_joints", "seconds")
+        keys = ("cd_j2j", "pred_to_true", "true_to_pred", "cd_j2b", "cd_b2b", "precision", "recall", "num_joints",
+                "seconds")
         mean[source] = {k: float(np.mean([r[k] for r in rows])) for k in keys}
-        mean[source]["on_body"] = {k: float(np.mean([r["on_body"][k] for r in rows])) for k in keys[:5]}
+        mean[source]["on_body"] = {k: float(np.mean([r["on_body"][k] for r in rows])) for k in keys[:7]}
         mean[source]["characters"] = len(rows)
     return mean
 
@@ -174,7 +199,9 @@ def main() -> None:
                 "resolution": DEFAULT_RESOLUTION, "cover_scale": DEFAULT_COVER_SCALE,
                 "cover_voxels": DEFAULT_COVER_VOXELS, "spur_ratio": DEFAULT_SPUR_RATIO, "spacing": DEFAULT_SPACING,
                 "bend_tolerance": DEFAULT_BEND_TOLERANCE, "tip_reach": DEFAULT_TIP_REACH,
+                "tip_pullback": DEFAULT_TIP_PULLBACK,
             },
+            "floor_root": f"added for every source but {', '.join(NO_FLOOR_ROOT)} (rig-mesh's default)",
         },
         "skipped": skipped,
         "characters": characters,
@@ -182,7 +209,8 @@ def main() -> None:
     }
     write_result(args.out.resolve(), result)
     for source, row in result["mean"].items():
-        print(f"{source:10s} CD-J2J {row['cd_j2j']:.3f}  J2B {row['cd_j2b']:.3f}  B2B {row['cd_b2b']:.3f}  "
+        print(f"{source:10s} CD-J2J {row['cd_j2j']:.3f} (pred->true {row['pred_to_true']:.3f}, "
+              f"true->pred {row['true_to_pred']:.3f})  J2B {row['cd_j2b']:.3f}  B2B {row['cd_b2b']:.3f}  "
               f"on-body J2J {row['on_body']['cd_j2j']:.3f}  joints {row['num_joints']:.0f}  {row['seconds']:.2f} s")
 
 

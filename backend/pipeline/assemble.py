@@ -6,11 +6,12 @@ keypoints come from; from here on they are the same code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..errors import KeyDiffError
+from ..floor_root import add_floor_root
 from ..mesh import Mesh
 from ..progress import Progress
 from ..rig import Rig, SkinWeights
@@ -39,16 +40,37 @@ class SkinningOptions:
 
 
 def rig_and_skin(
-    canonical_mesh: Mesh, keypoints: np.ndarray, adjacency: np.ndarray, skinning: SkinningOptions, progress: Progress
+    canonical_mesh: Mesh, keypoints: np.ndarray, adjacency: np.ndarray, skinning: SkinningOptions, progress: Progress,
+    *, ground: np.ndarray | None = None,
 ) -> tuple[SkeletonResult, SkinWeights]:
-    """Skeleton from canonical keypoints, weights on the mesh's own vertices (both in the canonical frame)."""
+    """Skeleton from canonical keypoints, weights on the mesh's own vertices (both in the canonical frame).
+
+    ground: [3] canonical point for a non-deforming floor root above the skeleton (backend/floor_root.py), added
+    before skinning so the weights index the final bones; None = no floor root.
+    """
     progress.stage("skeleton", 0.0)
     lo, hi = canonical_mesh.bounding_box()
     # merge distances relative to the mesh, not to the keypoints' own spread (markers may cover a part only)
     skeleton = build_skeleton(keypoints, adjacency, object_size=float(np.linalg.norm(hi - lo)))
+    if ground is not None:
+        skeleton = with_floor_root(skeleton, ground)
     rig: Rig = skeleton.rig
     progress.stage("skeleton", 1.0, f"{rig.num_bones} bones")
     progress.stage("skinning", 0.0, skinning.method)
     weights = skin_weights(skinning.method, canonical_mesh.vertices, canonical_mesh.faces, rig, **skinning.settings())
     progress.stage("skinning", 1.0)
     return skeleton, weights
+
+
+def with_floor_root(skeleton: SkeletonResult, ground: np.ndarray) -> SkeletonResult:
+    """The skeleton with a floor root joint appended (keypoint_to_joint stays valid: old joints keep their
+    indices); the floor bone's confidence is 0, it was not predicted."""
+    rig = add_floor_root(skeleton.rig, ground)
+    if rig is skeleton.rig:
+        return skeleton
+    confidence = np.zeros(rig.num_bones)
+    old_of_tail = np.full(rig.num_joints, -1, np.int64)
+    old_of_tail[skeleton.rig.bone_tail_joint] = np.arange(skeleton.rig.num_bones)
+    old = old_of_tail[rig.bone_tail_joint]                                   # [B'] old bone index or -1
+    confidence[old >= 0] = skeleton.bone_confidence[old[old >= 0]]
+    return replace(skeleton, rig=rig, bone_confidence=confidence)

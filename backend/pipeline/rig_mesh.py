@@ -19,6 +19,7 @@ import numpy as np
 from ..cameras import CanonicalTransform, canonical_transform
 from ..errors import KeyDiffError
 from ..export.bundle import RigResult, write_bundle
+from ..floor_root import ground_point
 from ..mesh import Mesh
 from ..mesh_io import load_mesh
 from ..progress import Progress, SilentProgress
@@ -43,6 +44,9 @@ class RigMeshOptions:
     checkpoint: str | None = None              # keypoint network; None = the shipped one (used without markers)
     device: str = "cpu"
     skinning: SkinningOptions = field(default_factory=SkinningOptions)
+    # a non-deforming root bone on the floor under the body (backend/floor_root.py), as game engines' root
+    # motion expects; None = on, except with markers (a marker file says exactly which joints the user wants)
+    floor_root: bool | None = None
 
     def __post_init__(self) -> None:
         if self.keypoints is not None and self.keypoints not in KEYPOINT_SOURCES:
@@ -56,6 +60,9 @@ class RigMeshOptions:
         if self.markers is not None:
             return "markers"
         return self.keypoints or DEFAULT_KEYPOINT_SOURCE
+
+    def wants_floor_root(self) -> bool:
+        return self.markers is None if self.floor_root is None else bool(self.floor_root)
 
 
 def rig_mesh(
@@ -74,7 +81,10 @@ def rig_mesh(
     keypoints, adjacency = _keypoints(options, to_canonical, canonical_mesh)
     progress.stage("keypoints", 1.0, f"{len(keypoints)} keypoints")
 
-    skeleton, weights = rig_and_skin(canonical_mesh, keypoints, adjacency, options.skinning, progress)
+    # the file's origin, seen in the canonical frame: game assets put it on the floor under the character
+    origin = to_canonical.apply(np.zeros(3))[0]
+    ground = ground_point(canonical_mesh.vertices, origin) if options.wants_floor_root() else None
+    skeleton, weights = rig_and_skin(canonical_mesh, keypoints, adjacency, options.skinning, progress, ground=ground)
 
     progress.stage("export", 0.0, "writing the bundle")
     result = RigResult(
