@@ -12,15 +12,18 @@ lengths less than any other pair) and joins separate pieces by distance.
 Why pull limb ends back: the curve skeleton's leaf sits at the centre of the end cap (a head's crown, a muzzle,
 a hoof), but artists end a chain where the end part hinges (the head joint at the skull's base, the wrist, the
 ankle), about one limb radius further in. On the skeleton benchmark (benchmarks/rigging_geometry.py, 10
-artist-rigged characters, with the floor root) pulling back by 0 / 0.5 / 1 / 1.5 radii gives mean CD-J2J
-0.109 / 0.107 / 0.106 / 0.108; it mostly lowers the predicted->true half (extra joints in heads and muzzles).
+artist-rigged characters, with the floor root) pulling back by 0 / 0.5 / 1 / 1.5 / 2 radii gives mean CD-J2J
+0.109 / 0.107 / 0.106 / 0.108 / 0.108; it lowers the predicted->true half (extra joints in heads and muzzles,
+0.123 -> 0.114) more than it raises the true->predicted one (0.095 -> 0.099). Trex, snake, wasp, character and
+knight gain 0.003-0.011, fox and bird do not move, horse and husky lose 0.004 each and the spider 0.001.
 
-Settings were chosen once for all creatures on that benchmark: joint spacing 0.04 / 0.06 / 0.08 / 0.11 gives
-0.104 / 0.104 / 0.106 / 0.112 (0.08 keeps the rig near 60 joints against the artists' ~35; the gain from
-denser joints is all in the true->predicted half), bend tolerance 0.01-0.1 moves it by under 0.002, and pushing
-tips out to the surface (tip_reach 1) is worse: artists end a chain inside the last cap. Tried and not kept
-(no gain on the mean): extra joints at local narrowings of the radius (knees, wrists), wider spacing on thin
-sheets (wings), spacing proportional to the radius. All lengths are fractions of the mesh's longest side.
+Settings were chosen once for all creatures on that benchmark: joint spacing 0.04 / 0.06 / 0.08 / 0.11 / 0.14
+gives 0.104 / 0.105 / 0.106 / 0.111 / 0.114 (0.08 keeps the rig near 60 joints against the artists' ~35: denser
+joints only lower the true->predicted half), bend tolerance 0.01-0.1 moves it by under 0.001, and pushing tips
+out to the surface (tip_reach 1) gives 0.109. Tried and not kept: extra joints at local narrowings of the radius
+(knees, wrists; no change), wider spacing on thin sheets such as wings (0.001 worse: birds' wings lose joints),
+spacing proportional to the radius (worse), N joints per branch instead of a spacing (0.110-0.121), merging
+joints closer than their radius (worse). All lengths are fractions of the mesh's longest side.
 """
 
 from __future__ import annotations

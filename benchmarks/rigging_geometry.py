@@ -10,9 +10,9 @@ steps: canonical frame -> keypoints -> build_skeleton (merge, MST, root at the t
 the body (backend/floor_root.py; not for the k-means reference) -> back to the asset's frame. CD-J2J's two
 halves are reported too: `pred_to_true` (mean distance of a predicted joint to the nearest true one: extra or
 misplaced joints) and `true_to_pred` (missed joints); CD-J2J is their mean. `seconds` is keypoints + skeleton
-(the network's include its orbit renders). The network reads
-renders of the asset with its texture here, while rigging.py hands rig-mesh an untextured PLY, so network and
-snapped scores differ a little between the two (geometry reads no colour and scores the same).
+(the network's include its orbit renders). The network reads renders of the asset with its texture here, while
+rigging.py hands rig-mesh an untextured PLY, so network and snapped scores differ a little between the two
+(geometry reads no colour and scores the same).
 
 It also scores each character's truth against itself restricted to the joints a mesh can show: `on_body`
 is the artist's skeleton without joints farther than 0.1 from the surface-and-inside of the mesh (root motion
