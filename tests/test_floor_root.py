@@ -22,6 +22,8 @@ from backend.pipeline.rig_mesh import RigMeshOptions, rig_mesh
 from backend.rig import Rig
 from backend.skinning_improved import skin_weights
 
+from conftest import shared_rig_files
+
 
 def standing_figure() -> trimesh.Trimesh:
     """A body on two legs, feet on z = 0, the file's origin on the floor between the feet (a game asset's)."""
@@ -135,3 +137,15 @@ def test_a_limb_ends_one_radius_back_from_its_cap_centre_where_it_would_hinge() 
     assert foot_pulled - foot_at_cap == pytest.approx(0.08, abs=0.04)
     with pytest.raises(KeyDiffError, match="tip_pullback"):
         curve_joints(skeleton, tip_pullback=-1.0)
+
+
+@pytest.mark.skipif(not shared_rig_files(), reason="../shared/data/rigs is not beside this checkout")
+def test_on_artist_game_rigs_the_floor_root_lands_on_the_artists_own_root_joint() -> None:
+    """Knight, T-rex and platformer character (Quaternius) carry their root joint on the floor at the origin."""
+    for path in [p for p in shared_rig_files() if p.stem in ("single_knight_pack_KnightCharacter",
+                                                               "dinosaurs_pack_Trex", "platformer_game_pack_Character")]:
+        asset = load_skinned_gltf(path)
+        size = float(np.ptp(asset.mesh.vertices, axis=0).max())
+        artist_root = asset.skeleton_joints[asset.skeleton_parents == -1][0]
+        ours = ground_point(asset.mesh.vertices, np.zeros(3))
+        assert np.linalg.norm(ours - artist_root) < 0.04 * size, path.stem     # the body is ~0.5 x size up
