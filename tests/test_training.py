@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -172,6 +173,20 @@ def test_resume_after_a_kill_reproduces_the_next_loss(toy_data, tmp_path):
     with open(killed / "log.csv", newline="") as stream:
         steps = [int(row["step"]) for row in csv.DictReader(stream)]
     assert steps == list(range(1, saved_step + 3))
+
+
+def test_a_time_limit_from_the_command_line_ends_the_run_early_with_a_usable_model(toy_data, tmp_path):
+    from training.train import main
+
+    out = tmp_path / "limited"
+    config_path = tmp_path / "limited.yaml"
+    config_path.write_text(yaml.safe_dump(tiny_config_dict(toy_data, out, steps=400)))
+    assert main(["--config", str(config_path), "--max-minutes", "-1", "--no-progress"]) == 2
+    assert not (out / "model.pt").exists()
+    assert main(["--config", str(config_path), "--max-minutes", "0.0001", "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stopped_by_time_limit"] and summary["steps"] < 400
+    assert torch.load(out / "model.pt", map_location="cpu", weights_only=True)["step"] == summary["steps"]
 
 
 @needs_weights

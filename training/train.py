@@ -317,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", help="override train.out_dir")
     parser.add_argument("--data", help="override data.path")
     parser.add_argument("--steps", type=int, help="override train.steps")
+    parser.add_argument("--max-minutes", type=float, help="override train.max_minutes (wall clock of this run; 0 = none)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -327,6 +328,10 @@ def main(argv: list[str] | None = None) -> int:
             config.data.path = args.data
         if args.steps:
             config.train.steps = args.steps
+        if args.max_minutes is not None:
+            if args.max_minutes < 0:
+                raise KeyDiffError("invalid_argument", f"--max-minutes must be >= 0, got {args.max_minutes}")
+            config.train.max_minutes = args.max_minutes
         train(config, resume=args.resume, progress=not args.no_progress)
     except KeyDiffError as error:
         print(f"error: {error}", file=sys.stderr)
