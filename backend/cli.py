@@ -83,6 +83,9 @@ def rig_mesh_command(
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Keypoint network checkpoint (default: the "
                                               "shipped CPU one, checkpoints/keypoints_cnn_humanoid_cpu.pt)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda, for the keypoint network."),
+    floor_root: Optional[bool] = typer.Option(None, "--floor-root/--no-floor-root", help="Add a non-deforming root bone "
+                                              "on the floor under the body, as game engines expect for root motion "
+                                              "(default: on, except with --markers)."),
     skinning: str = typer.Option("improved", help="Skin weights: improved (heat over the surface, default), eq9 (the "
                                  "paper's Gaussian distance), rigid (nearest bone only)."),
     sigma_scale: float = typer.Option(0.02, help="eq9/rigid: Gaussian width as a fraction of the bounding-box diagonal."),
@@ -98,7 +101,7 @@ def rig_mesh_command(
     def job(progress: Progress) -> Path:
         options = RigMeshOptions(
             markers=str(markers) if markers else None, keypoints=keypoints,
-            checkpoint=str(checkpoint) if checkpoint else None, device=device,
+            checkpoint=str(checkpoint) if checkpoint else None, device=device, floor_root=floor_root,
             skinning=SkinningOptions(skinning, sigma_scale, sharpness, top_k),
         )
         return rig_mesh(mesh, out, options, progress)

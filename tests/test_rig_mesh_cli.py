@@ -174,3 +174,18 @@ def test_the_readme_demo_rigs_the_built_in_example(tmp_path: Path, keypoints: st
     assert rig.num_bones >= 8                     # a body, not a stick: arms, legs, spine
     np.testing.assert_allclose(weights.weights.sum(axis=1), 1.0, atol=1e-5)
     assert (tmp_path / "demo" / "preview.png").stat().st_size > 10_000
+
+
+def test_the_floor_root_is_on_by_default_and_off_with_its_flag(tmp_path: Path) -> None:
+    example = REPO / "examples" / "humanoid" / "mesh.glb"
+    for flag, expected in ((None, True), ("--no-floor-root", False)):
+        out = tmp_path / str(expected)
+        done = run_cli("rig-mesh", str(example), "-o", str(out), *([flag] if flag else []))
+        assert done.returncode == 0, done.stderr
+        doc = read_rig_document(out)
+        rig = rig_from_document(doc)
+        assert doc["settings"]["floor_root"] is expected and doc["settings"]["keypoints"] == "geometry"
+        floor = np.flatnonzero(np.asarray(rig.names) == "ground")
+        assert len(floor) == int(expected)
+        if expected:      # on the floor: the lowest joint, at the mesh's lowest point
+            assert rig.joints[floor[0], 2] == pytest.approx(load_mesh(example).vertices[:, 2].min(), abs=1e-3)

@@ -95,7 +95,8 @@ def rig_mesh(
         keypoints=to_canonical.apply_inverse(keypoints),
         adjacency=adjacency,
         keypoint_to_joint=skeleton.keypoint_to_joint,
-        settings={"job": "rig-mesh", "source": str(Path(mesh_path).name), **asdict(options)},
+        settings={"job": "rig-mesh", "source": str(Path(mesh_path).name), **asdict(options),
+                  "keypoints": options.source(), "floor_root": options.wants_floor_root()},
     )
     bundle = write_bundle(
         out_dir, result,
