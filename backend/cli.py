@@ -119,6 +119,10 @@ def rig_command(
     steps: int = typer.Option(50, "--steps", help="SV3D denoising steps."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the sampler."),
     device: str = typer.Option("auto", "--device", help="auto (cuda when available), cpu or cuda."),
+    keypoints: str = typer.Option("network", "--keypoints", help="network (the paper: the keypoint network reads the "
+                                  "SV3D views) or geometry (joints on the reconstructed mesh's curve skeleton)."),
+    floor_root: bool = typer.Option(True, "--floor-root/--no-floor-root", help="Add a non-deforming root bone on "
+                                    "the floor under the object (root motion in game engines)."),
     skinning: str = typer.Option("improved", help="Skin weights: improved, eq9 or rigid."),
     json_lines: bool = JSON_OPTION,
     debug: bool = DEBUG_OPTION,
@@ -130,7 +134,8 @@ def rig_command(
         from .pipeline.rig_image import RigImageOptions, rig_image
 
         options = RigImageOptions(weights=weights, checkpoint=str(checkpoint) if checkpoint else None, preset=preset,
-                                  steps=steps, seed=seed, device=device, skinning=SkinningOptions(skinning))
+                                  steps=steps, seed=seed, device=device, keypoints=keypoints,
+                                  floor_root=floor_root, skinning=SkinningOptions(skinning))
         return rig_image(image, out, options, progress)
 
     _run_job(job, json_lines=json_lines, debug=debug)

@@ -62,3 +62,24 @@ def test_rig_without_a_checkpoint_fails_before_any_diffusion(tmp_path: Path, mon
         rig_image(photo(tmp_path / "fox.png"), tmp_path / "out", RigImageOptions(device="cpu"))
     assert info.value.code == "missing_weights"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fox.png"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not has_embree(), reason="needs embreex")
+def test_rig_with_geometry_keypoints_needs_no_checkpoint_and_adds_a_floor_root(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("backend.pipeline.keypoint_source.SHIPPED_CHECKPOINT", tmp_path / "absent.pt")
+    torch.set_num_threads(1)
+    options = RigImageOptions(keypoints="geometry", preset="tiny", steps=2, device="cpu")
+    bundle = rig_image(photo(tmp_path / "fox.png"), tmp_path / "out", options,
+                       sv3d_models=tiny_sv3d_models(seed=0, num_frames=21))
+    doc = read_rig_document(bundle)
+    rig = rig_from_document(doc)
+    assert doc["settings"]["keypoints"] == "geometry"
+    assert "ground" in rig.names and rig.num_bones >= 2
+    assert np.allclose(read_bundle_weights(bundle).weights.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_rig_refuses_an_unknown_keypoint_source_by_name() -> None:
+    with pytest.raises(KeyDiffError, match="--keypoints") as info:
+        RigImageOptions(keypoints="magic")
+    assert info.value.code == "invalid_argument"

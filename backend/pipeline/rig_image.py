@@ -17,11 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import KeyDiffError
 from ..export.bundle import RigResult, check_bundle_destination, write_bundle
+from ..floor_root import ground_point
 from ..progress import Progress, SilentProgress
 from .assemble import SkinningOptions, rig_and_skin
-from .keypoint_source import load_network, predict_network, pull_inside
+from .keypoint_source import geometry_keypoints, load_network, predict_network, pull_inside
 from .preview import PREVIEW_FILE, write_preview
+
+
+IMAGE_KEYPOINT_SOURCES = ("network", "geometry")
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,15 @@ class RigImageOptions:
     steps: int = 50                   # SV3D denoising steps
     seed: int = 0
     device: str | None = None         # None: cuda when available, else cpu
+    keypoints: str = "network"        # network (the paper: reads the SV3D views) or geometry (the frosting mesh's
+                                      # curve skeleton, no checkpoint needed)
+    floor_root: bool = True           # a non-deforming root bone on the floor (backend/floor_root.py)
     skinning: SkinningOptions = field(default_factory=SkinningOptions)
+
+    def __post_init__(self) -> None:
+        if self.keypoints not in IMAGE_KEYPOINT_SOURCES:
+            raise KeyDiffError("invalid_argument",
+                               f"--keypoints must be one of {IMAGE_KEYPOINT_SOURCES}, got {self.keypoints!r}")
 
 
 def rig_image(
@@ -54,21 +67,29 @@ def rig_image(
 
     preset = get_preset(options.preset)
     device = _auto_device() if options.device in (None, "auto") else options.device
-    network = load_network(options.checkpoint, device)   # a missing checkpoint fails before SV3D runs
+    # a missing checkpoint fails before SV3D runs
+    network = load_network(options.checkpoint, device) if options.keypoints == "network" else None
     work = out_dir.parent / f".{out_dir.name}.work-{uuid.uuid4().hex[:8]}"
     try:
         generated = run_generate(image_path, work / "generate", weights=options.weights, steps=options.steps,
                                  seed=options.seed, device=device, progress=progress, models=sv3d_models)
         views = generated.views
 
-        progress.stage("keypoints", 0.0, "keypoint network")
-        keypoints, adjacency = predict_network(network, views, generated.features_path)
-        progress.stage("keypoints", 1.0, f"{len(keypoints)} keypoints")
+        if network is not None:
+            progress.stage("keypoints", 0.0, "keypoint network")
+            keypoints, adjacency = predict_network(network, views, generated.features_path)
+            progress.stage("keypoints", 1.0, f"{len(keypoints)} keypoints")
 
         reconstruction = reconstruct(views, preset, progress, "cuda" if device.startswith("cuda") else "cpu")
         mesh = reconstruction.mesh.with_normals()
-        keypoints = pull_inside(keypoints, mesh)
-        skeleton, weights = rig_and_skin(mesh, keypoints, adjacency, options.skinning, progress)
+        if network is None:
+            progress.stage("keypoints", 0.0, "geometry")
+            keypoints, adjacency = geometry_keypoints(mesh)
+            progress.stage("keypoints", 1.0, f"{len(keypoints)} keypoints")
+        else:
+            keypoints = pull_inside(keypoints, mesh)
+        ground = ground_point(mesh.vertices) if options.floor_root else None
+        skeleton, weights = rig_and_skin(mesh, keypoints, adjacency, options.skinning, progress, ground=ground)
 
         progress.stage("export", 0.0, "writing the bundle")
         result = RigResult(
