@@ -33,9 +33,18 @@ def training_record(run: Path) -> dict:
     with open(run / "log.csv", newline="") as stream:
         rows = list(csv.DictReader(stream))
     first, last = rows[0], rows[-1]
+    # a resumed run restarts its clock: a new leg begins wherever elapsed_s goes down
+    legs, leg_start_step, previous = [], 0, rows[0]
+    for row in rows[1:] + [None]:
+        if row is None or float(row["elapsed_s"]) < float(previous["elapsed_s"]):
+            legs.append({"last_step": int(previous["step"]), "steps": int(previous["step"]) - leg_start_step,
+                         "wall_seconds": float(previous["elapsed_s"]), "steps_per_s": float(previous["steps_per_s"])})
+            leg_start_step = int(previous["step"])
+        previous = row if row is not None else previous
     return {
         "steps": int(last["step"]),
-        "wall_seconds": float(last["elapsed_s"]),
+        "wall_seconds": sum(leg["wall_seconds"] for leg in legs),
+        "legs": legs,
         "steps_per_s": float(last["steps_per_s"]),
         "first_logged_loss": float(first["loss"]),
         "last_logged_loss": float(last["loss"]),
