@@ -175,6 +175,20 @@ def test_resume_after_a_kill_reproduces_the_next_loss(toy_data, tmp_path):
     assert steps == list(range(1, saved_step + 3))
 
 
+def test_a_resumed_run_takes_its_learning_rate_from_the_config_and_keeps_the_moments(toy_data, tmp_path):
+    from training.config import TrainConfig
+    from training.train import train
+
+    out = tmp_path / "lr"
+    train(TrainConfig.from_dict(tiny_config_dict(toy_data, out, steps=400, checkpoint_every=2)), stop_after=2, progress=False)
+    before = torch.load(out / "last.pt", map_location="cpu", weights_only=True)["optimizer"]
+    train(TrainConfig.from_dict(tiny_config_dict(toy_data, out, steps=400, checkpoint_every=2, lr=3e-4)), resume=True,
+          stop_after=3, progress=False)
+    after = torch.load(out / "last.pt", map_location="cpu", weights_only=True)["optimizer"]
+    assert before["param_groups"][0]["lr"] == pytest.approx(1e-4) and after["param_groups"][0]["lr"] == pytest.approx(3e-4)
+    assert after["state"][0]["step"] == before["state"][0]["step"] + 1      # Adam's moments carried on, not restarted
+
+
 def test_a_time_limit_from_the_command_line_ends_the_run_early_with_a_usable_model(toy_data, tmp_path):
     from training.train import main
 

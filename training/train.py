@@ -241,7 +241,10 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
         state = torch.load(last, map_location="cpu", weights_only=True)
         model.net.load_state_dict(state["model"])
         model.recon.load_state_dict(state["recon"])
+        configured = [group["lr"] for group in optimizer.param_groups]
         optimizer.load_state_dict(state["optimizer"])
+        for group, lr in zip(optimizer.param_groups, configured):   # moments resume; learning rates follow the config
+            group["lr"] = lr
         _set_rng_state(state["rng"])
         start = int(state["step"])
     ddp = DistributedDataParallel(model) if world > 1 else model
@@ -317,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", help="override train.out_dir")
     parser.add_argument("--data", help="override data.path")
     parser.add_argument("--steps", type=int, help="override train.steps")
+    parser.add_argument("--lr", type=float, help="override train.lr (the keypoint network's learning rate; with "
+                        "--resume the optimizer's moments are kept and this rate used from the next step)")
     parser.add_argument("--max-minutes", type=float, help="override train.max_minutes (wall clock of this run; 0 = none)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -328,6 +333,10 @@ def main(argv: list[str] | None = None) -> int:
             config.data.path = args.data
         if args.steps:
             config.train.steps = args.steps
+        if args.lr is not None:
+            if not args.lr > 0:
+                raise KeyDiffError("invalid_argument", f"--lr must be > 0, got {args.lr}")
+            config.train.lr = args.lr
         if args.max_minutes is not None:
             if args.max_minutes < 0:
                 raise KeyDiffError("invalid_argument", f"--max-minutes must be >= 0, got {args.max_minutes}")
