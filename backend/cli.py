@@ -146,21 +146,22 @@ def demo_command(
     out: Path = typer.Option(Path("out/demo"), "-o", "--out", help="Bundle folder to write."),
     example: str = typer.Option("humanoid", help="Which built-in example body to rig: humanoid or quadruped."),
     keypoints: str = typer.Option("geometry", help="geometry (the mesh's curve skeleton, no training), network (the "
-                                  "shipped keypoint checkpoint reads orbit renders) or markers (the example's true "
-                                  "joints, as a user placing markers would)."),
+                                  "shipped keypoint checkpoint reads orbit renders), snapped, or markers (the "
+                                  "example's true joints, as a user placing markers would)."),
     json_lines: bool = JSON_OPTION,
     debug: bool = DEBUG_OPTION,
 ) -> None:
     """Rig a built-in example body (no files or weights needed) and write its bundle."""
-    from .pipeline.rig_mesh import RigMeshOptions, rig_mesh
+    from .pipeline.rig_mesh import KEYPOINT_SOURCES, RigMeshOptions, rig_mesh
 
     def job(progress: Progress) -> Path:
         folder = EXAMPLES / example
         if not (folder / "mesh.glb").is_file():
             known = sorted(p.name for p in EXAMPLES.iterdir() if (p / "mesh.glb").is_file())
             raise KeyDiffError("invalid_argument", f"no example {example!r}; the built-in examples are {known}")
-        if keypoints not in ("network", "geometry", "markers"):
-            raise KeyDiffError("invalid_argument", f"--keypoints must be network, geometry or markers, got {keypoints!r}")
+        if keypoints not in ("markers", *KEYPOINT_SOURCES):
+            raise KeyDiffError("invalid_argument",
+                               f"--keypoints must be markers or one of {KEYPOINT_SOURCES}, got {keypoints!r}")
         if keypoints == "markers":
             return rig_mesh(folder / "mesh.glb", out, RigMeshOptions(markers=str(folder / "joints.json")), progress)
         return rig_mesh(folder / "mesh.glb", out, RigMeshOptions(keypoints=keypoints), progress)

@@ -31,19 +31,31 @@ def carve(views: TrainViews, grid: int, half_size: float, mask_threshold: float 
     axis = (np.arange(grid) + 0.5) / grid * 2 * half_size - half_size
     centres = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1)          # [G, G, G, 3]
     pts = torch.from_numpy(centres.reshape(-1, 3)).float().to(views.images.device)
-    R, t = views.viewmats[:, :3, :3], views.viewmats[:, :3, 3]
-    cam = torch.einsum("cij,nj->cni", R, pts) + t[:, None]                             # [C, P, 3]
-    z = cam[..., 2].clamp_min(1e-6)
-    u = views.Ks[:, None, 0, 0] * cam[..., 0] / z + views.Ks[:, None, 0, 2]
-    v = views.Ks[:, None, 1, 1] * cam[..., 1] / z + views.Ks[:, None, 1, 2]
-    col, row = torch.floor(u).long(), torch.floor(v).long()
-    inside_img = (col >= 0) & (col < views.width) & (row >= 0) & (row < views.height) & (cam[..., 2] > 0)
-    flat = (row.clamp(0, views.height - 1) * views.width + col.clamp(0, views.width - 1))
-    in_mask = torch.gather(views.masks.reshape(len(views), -1), 1, flat) >= mask_threshold
-    votes_against = (~inside_img | ~in_mask).sum(0)    # [P]; the object is framed, so off-image = empty
+    votes_against = views_against(views, pts, views.masks, mask_threshold)            # [P]
     slack = len(views) // 10 if min_votes is None else len(views) - min_votes
     occupied = (votes_against <= slack).cpu().numpy().reshape(grid, grid, grid)
     return occupied, centres
+
+
+def pixel_lookup(views: TrainViews, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat pixel index [C, P] of each point [P, 3] in each view (clamped to the image), and whether the point
+    falls inside that image in front of the camera [C, P]."""
+    R, t = views.viewmats[:, :3, :3], views.viewmats[:, :3, 3]
+    cam = torch.einsum("cij,nj->cni", R, points) + t[:, None]                          # [C, P, 3]
+    z = cam[..., 2].clamp_min(1e-6)
+    col = torch.floor(views.Ks[:, None, 0, 0] * cam[..., 0] / z + views.Ks[:, None, 0, 2]).long()
+    row = torch.floor(views.Ks[:, None, 1, 1] * cam[..., 1] / z + views.Ks[:, None, 1, 2]).long()
+    inside = (col >= 0) & (col < views.width) & (row >= 0) & (row < views.height) & (cam[..., 2] > 0)
+    flat = row.clamp(0, views.height - 1) * views.width + col.clamp(0, views.width - 1)
+    return flat, inside
+
+
+def views_against(views: TrainViews, points: torch.Tensor, masks: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """[P] number of views in which each point projects outside `masks` [C, H, W] or outside the image (the
+    object is framed in every view, so off-image counts as empty)."""
+    flat, inside = pixel_lookup(views, points)
+    in_mask = torch.gather(masks.reshape(len(views), -1), 1, flat) >= threshold
+    return (~(inside & in_mask)).sum(0)
 
 
 def hull_gaussians(views: TrainViews, count: int, sh_degree: int, grid: int = 64,
@@ -74,12 +86,7 @@ def hull_gaussians(views: TrainViews, count: int, sh_degree: int, grid: int = 64
 
 def _sample_colours(views: TrainViews, means: torch.Tensor) -> torch.Tensor:
     """Mean colour [N, 3] of the masked pixels each point projects to (grey where none)."""
-    R, t = views.viewmats[:, :3, :3], views.viewmats[:, :3, 3]
-    cam = torch.einsum("cij,nj->cni", R, means) + t[:, None]
-    z = cam[..., 2].clamp_min(1e-6)
-    col = (views.Ks[:, None, 0, 0] * cam[..., 0] / z + views.Ks[:, None, 0, 2]).long().clamp(0, views.width - 1)
-    row = (views.Ks[:, None, 1, 1] * cam[..., 1] / z + views.Ks[:, None, 1, 2]).long().clamp(0, views.height - 1)
-    flat = row * views.width + col                                                     # [C, N]
+    flat, _ = pixel_lookup(views, means)                                                # [C, N]
     rgb = torch.gather(views.images.reshape(len(views), -1, 3), 1, flat[..., None].expand(-1, -1, 3))
     weight = torch.gather(views.masks.reshape(len(views), -1), 1, flat)[..., None]     # [C, N, 1]
     mean = (rgb * weight).sum(0) / weight.sum(0).clamp_min(1e-6)

@@ -21,6 +21,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from .hull import views_against
 from .views import TrainViews
 
 TRIM_SPACINGS = 5.0
@@ -37,17 +38,9 @@ def point_spacing(points: np.ndarray) -> float:
 def outside_votes(points: np.ndarray, views: TrainViews) -> np.ndarray:
     """[P] number of views in which each point projects outside the mask grown by 1 px (or the image)."""
     pts = torch.from_numpy(points).to(views.viewmats)
-    R, t = views.viewmats[:, :3, :3], views.viewmats[:, :3, 3]
-    cam = torch.einsum("cij,nj->cni", R, pts) + t[:, None]                             # [C, P, 3]
-    z = cam[..., 2].clamp_min(1e-6)
-    col = torch.floor(views.Ks[:, None, 0, 0] * cam[..., 0] / z + views.Ks[:, None, 0, 2]).long()
-    row = torch.floor(views.Ks[:, None, 1, 1] * cam[..., 1] / z + views.Ks[:, None, 1, 2]).long()
-    inside = (col >= 0) & (col < views.width) & (row >= 0) & (row < views.height) & (cam[..., 2] > 0)
-    flat = row.clamp(0, views.height - 1) * views.width + col.clamp(0, views.width - 1)
     # masks grown by one pixel: a surface point on the outline can fall on a pixel the object covers < 50%
     grown = torch.nn.functional.max_pool2d(views.masks[:, None], 3, stride=1, padding=1)[:, 0]
-    in_mask = torch.gather(grown.reshape(len(views), -1), 1, flat) >= 0.5
-    return (~(inside & in_mask)).sum(0).cpu().numpy()
+    return views_against(views, pts, grown).cpu().numpy()
 
 
 def trim_faces(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, views: TrainViews) -> np.ndarray:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import trimesh
+from scipy.spatial import cKDTree
 
 from ..cameras import CanonicalTransform
 from ..curve_joints import curve_joints
@@ -89,8 +90,6 @@ def geometry_keypoints(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
 def snap_to_curve_skeleton(points: np.ndarray, mesh: Mesh) -> np.ndarray:
     """[K, 3] points moved to the nearest point of the mesh's curve skeleton (network keypoints, kept in the
     middle of the limb they found)."""
-    from scipy.spatial import cKDTree
-
     skeleton = curve_skeleton(mesh.vertices, mesh.faces)
     return skeleton.points[cKDTree(skeleton.points).query(points)[1]]
 
@@ -108,8 +107,6 @@ def pull_inside(points: np.ndarray, mesh: Mesh) -> np.ndarray:
     if not outside.any():
         return points
     normals = mesh.with_normals().normals.astype(np.float64)
-    from scipy.spatial import cKDTree
-
     _, nearest = cKDTree(mesh.vertices).query(points[outside])
     inward = -normals[nearest]
     origins = mesh.vertices[nearest] + inward * 1e-6 * float(np.ptp(mesh.vertices, axis=0).max())

@@ -33,7 +33,7 @@ from .preview import PREVIEW_FILE, write_preview
 
 KEYPOINT_SOURCES = ("geometry", "network", "snapped")   # without markers: which source finds the keypoints
 # The curve skeleton is the default: it needs no training and scored best on every real character of
-# benchmarks/results/rigging_geometry.json (mean CD-J2J 0.112 vs the humanoid-only network's 0.221).
+# benchmarks/results/rigging.json (mean CD-J2J 0.106 vs the humanoid-only network's 0.219).
 DEFAULT_KEYPOINT_SOURCE = "geometry"
 
 
