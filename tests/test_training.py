@@ -189,6 +189,34 @@ def test_a_resumed_run_takes_its_learning_rate_from_the_config_and_keeps_the_mom
     assert after["state"][0]["step"] == before["state"][0]["step"] + 1      # Adam's moments carried on, not restarted
 
 
+def test_the_cosine_schedule_warms_up_holds_then_anneals_to_its_floor():
+    from training.schedule import lr_factor
+
+    cosine = dict(total_steps=1000, schedule="cosine", warmup_steps=100, decay_start=400, final_ratio=0.05)
+    assert lr_factor(50, **cosine) == pytest.approx(0.5)             # half-way through the warm-up
+    assert lr_factor(100, **cosine) == lr_factor(400, **cosine) == 1.0  # held until the decay starts
+    assert lr_factor(700, **cosine) == pytest.approx(0.525)          # cosine mid-point between 1 and the floor
+    assert lr_factor(1000, **cosine) == pytest.approx(0.05) == lr_factor(5000, **cosine)
+    factors = [lr_factor(step, **cosine) for step in range(400, 1001)]
+    assert all(a >= b for a, b in zip(factors, factors[1:]))
+    assert lr_factor(999, 1000) == 1.0                                # constant is the default
+
+
+def test_a_cosine_run_logs_its_decaying_rate_and_ends_at_the_floor(toy_data, tmp_path):
+    from training.config import TrainConfig
+    from training.train import train
+
+    out = tmp_path / "cosine"
+    config = TrainConfig.from_dict(tiny_config_dict(toy_data, out, steps=6, lr=2e-4, lr_schedule="cosine", lr_final_ratio=0.1))
+    rows = train(config, progress=False)
+    rates = [row["lr"] for row in rows]
+    assert rates[0] < 2e-4 and rates[-1] == pytest.approx(2e-5) and rates == sorted(rates, reverse=True)
+    groups = torch.load(out / "last.pt", map_location="cpu", weights_only=True)["optimizer"]["param_groups"]
+    assert groups[2]["lr"] == pytest.approx(1e-3 * 0.1)              # the reconstruction net anneals too
+    with pytest.raises(Exception, match="lr_schedule"):
+        TrainConfig.from_dict(tiny_config_dict(toy_data, out, lr_schedule="step"))
+
+
 def test_a_time_limit_from_the_command_line_ends_the_run_early_with_a_usable_model(toy_data, tmp_path):
     from training.train import main
 

@@ -27,7 +27,11 @@ class TrainSettings:
     steps: int = 4000
     max_minutes: float = 0.0  # > 0: stop (and save model.pt) once this much wall time has passed
     batch_size: int = 2
-    lr: float = 1e-4  # keypoint network (AdamW)
+    lr: float = 1e-4  # keypoint network (AdamW); the peak rate when a schedule is set
+    lr_schedule: str = "constant"  # "constant" | "cosine" (training/schedule.py), applied to every group
+    warmup_steps: int = 0  # linear warm-up from 0 over this many steps
+    decay_start: int = 0  # cosine: constant until this step, then decay to lr * lr_final_ratio at `steps`
+    lr_final_ratio: float = 0.03
     recon_lr: float = 1e-3  # reconstruction network
     adjacency_lr_mult: float = 512.0  # edge logits learn this much faster (AutoLink/BKinD x512)
     weight_decay: float = 1e-3
@@ -50,6 +54,14 @@ class TrainSettings:
     out_dir: str = "runs/keypoints"
     cache_dir: str = "runs/feature_cache"
     tensorboard: bool = True  # used when the tensorboard package is installed
+
+    def __post_init__(self) -> None:
+        from training.schedule import SCHEDULES
+
+        if self.lr_schedule not in SCHEDULES:
+            raise KeyDiffError("invalid_argument", f"train.lr_schedule must be one of {list(SCHEDULES)}, got {self.lr_schedule!r}")
+        if not 0.0 <= self.lr_final_ratio <= 1.0 or self.warmup_steps < 0 or self.decay_start < 0:
+            raise KeyDiffError("invalid_argument", "train.lr_final_ratio must be in [0, 1] and warmup_steps, decay_start >= 0")
 
 
 @dataclass

@@ -43,8 +43,9 @@ from training.data import ViewsSplit, cached_features, images_to_tensor, load_vi
 from training.edges import render_edge_maps
 from training.losses import LossTerms, PerceptualLoss, keydiff_loss, mask_loss
 from training.recon import ReconstructionUNet
+from training.schedule import SCHEDULES, lr_factor
 
-CSV_FIELDS = ["step", "loss", "perceptual", "mask", "steps_per_s", "elapsed_s"]
+CSV_FIELDS = ["step", "loss", "perceptual", "mask", "lr", "steps_per_s", "elapsed_s"]
 
 
 @dataclass
@@ -176,7 +177,7 @@ class RunLog:
         with open(self.path, "a", newline="") as stream:
             csv.DictWriter(stream, fieldnames=CSV_FIELDS).writerow(row)
         if self.writer is not None:
-            for key in ("loss", "perceptual", "mask", "steps_per_s"):
+            for key in ("loss", "perceptual", "mask", "lr", "steps_per_s"):
                 self.writer.add_scalar(f"train/{key}", row[key], row["step"])
 
     def close(self) -> None:
@@ -260,7 +261,12 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
         bar = tqdm(total=settings.steps, initial=start, desc="train", unit="step", dynamic_ncols=True)
     began = time.perf_counter()
     model.train()
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
     for step in range(start + 1, end + 1):
+        factor = lr_factor(step, settings.steps, settings.lr_schedule, settings.warmup_steps, settings.decay_start,
+                           settings.lr_final_ratio)
+        for group, base in zip(optimizer.param_groups, base_lrs):
+            group["lr"] = base * factor
         generator = _step_generator(settings.seed, step, rank)
         index = torch.randint(len(split), (settings.batch_size,), generator=generator)
         batch = Batch([layer[index].float() for layer in layers], images[index], masks[index], projections[index])
@@ -275,7 +281,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
         if rank == 0:
             elapsed = time.perf_counter() - began
             row = {"step": step, "loss": float(values[0]), "perceptual": float(values[1]), "mask": float(values[2]),
-                   "steps_per_s": (step - start) / max(elapsed, 1e-9), "elapsed_s": elapsed}
+                   "lr": settings.lr * factor, "steps_per_s": (step - start) / max(elapsed, 1e-9), "elapsed_s": elapsed}
             rows.append(row)
             if step % settings.log_every == 0 or step == end:
                 log.write(row)
@@ -322,6 +328,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, help="override train.steps")
     parser.add_argument("--lr", type=float, help="override train.lr (the keypoint network's learning rate; with "
                         "--resume the optimizer's moments are kept and this rate used from the next step)")
+    parser.add_argument("--lr-schedule", choices=SCHEDULES, help="override train.lr_schedule")
+    parser.add_argument("--warmup-steps", type=int, help="override train.warmup_steps")
+    parser.add_argument("--decay-start", type=int, help="override train.decay_start (cosine: the step the decay begins; "
+                        "with --resume, the step resumed from anneals a model trained at a constant rate)")
     parser.add_argument("--max-minutes", type=float, help="override train.max_minutes (wall clock of this run; 0 = none)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -337,6 +347,10 @@ def main(argv: list[str] | None = None) -> int:
             if not args.lr > 0:
                 raise KeyDiffError("invalid_argument", f"--lr must be > 0, got {args.lr}")
             config.train.lr = args.lr
+        for name in ("lr_schedule", "warmup_steps", "decay_start"):
+            if getattr(args, name) is not None:
+                setattr(config.train, name, getattr(args, name))
+        config.train.__post_init__()  # validate the overrides
         if args.max_minutes is not None:
             if args.max_minutes < 0:
                 raise KeyDiffError("invalid_argument", f"--max-minutes must be >= 0, got {args.max_minutes}")
