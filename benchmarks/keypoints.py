@@ -5,7 +5,10 @@
 RUN_DIR is a train.py output folder (summary.json, log.csv, config.json); PACKED_DIR holds one sub-folder
 per category with train.npz/test.npz (training.synthetic.pack). The JSON is keyed
 {category: {"trained"|"untrained"|"mean_pose": {"linear"|"mlp": {"mpjpe", "n_mpjpe", "p_mpjpe", ...}}}},
-plus "training" (time, steps, steps/s) and "goals", "machine", "command", "date".
+each category also carrying the "training" record of the run that made its checkpoint (time, steps, steps/s,
+legs), "checkpoint", "command" and "date"; plus "goals" and "machine". Categories can come from different
+runs (one checkpoint per category): `--update` keeps the categories of the existing JSON that this run does
+not evaluate.
 """
 
 from __future__ import annotations
@@ -94,27 +97,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path)
     parser.add_argument("--pictures", type=Path, help="folder for keypoints_<category>.png")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--update", action="store_true",
+                        help="keep the categories of an existing --out file that this run does not evaluate")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     machine = machine_info()
     checkpoint = args.checkpoint or args.run / "model.pt"
     started = time.perf_counter()
     results = evaluate(checkpoint, args.data, args.cache_dir)
-    record = dict(results)
-    human = results.get("humanoid", {})
+    command = "python benchmarks/keypoints.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    training = training_record(args.run)
+    pictures = draw_pictures(checkpoint, args.data, args.pictures) if args.pictures else []
+    seconds = round(time.perf_counter() - started, 1)
+    record = {}
+    if args.update and args.out.is_file():
+        previous = json.loads(args.out.read_text())
+        record = {name: block for name, block in previous.items() if isinstance(block, dict) and "trained" in block}
+    for category, block in results.items():
+        record[category] = {**block, "training": training, "checkpoint": checkpoint.as_posix(), "command": command,
+                            "date": today(), "evaluation_seconds": seconds,
+                            "pictures": [p for p in pictures if p.endswith(f"keypoints_{category}.png")]}
+    human = record.get("humanoid", {})
     if human:
         trained, untrained = human["trained"]["mlp"]["p_mpjpe"], human["untrained"]["mlp"]["p_mpjpe"]
         record["goals"] = {
             "human_p_mpjpe_mlp_le_50mm": {"value": trained, "met": trained <= 50.0},
             "human_p_mpjpe_mlp_le_0.6x_untrained": {"value": trained / untrained, "met": trained <= 0.6 * untrained},
+            "human_training_minutes": human["training"]["wall_seconds"] / 60.0,
         }
-    record["training"] = training_record(args.run)
-    record["evaluation_seconds"] = round(time.perf_counter() - started, 1)
     record["machine"] = machine
-    record["command"] = "python benchmarks/keypoints.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    record["date"] = today()
-    if args.pictures:
-        record["pictures"] = draw_pictures(checkpoint, args.data, args.pictures)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     print(markdown_table(results))
