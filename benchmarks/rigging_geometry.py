@@ -44,21 +44,23 @@ from backend.curve_skeleton import (  # noqa: E402
 )
 from backend.errors import KeyDiffError  # noqa: E402
 from backend.export.gltf_reader import load_skinned_gltf  # noqa: E402
-from backend.floor_root import add_floor_root, ground_point  # noqa: E402
+from backend.floor_root import ground_point  # noqa: E402
 from backend.metrics.skeleton import (  # noqa: E402
     apply_transform, merge_duplicate_joints, skeleton_metrics, unit_cube_transform,
 )
 from backend.pipeline.keypoint_source import (  # noqa: E402
     geometry_keypoints, network_keypoints, pull_inside, snap_to_curve_skeleton,
 )
-from backend.skeleton import build_skeleton  # noqa: E402
+from backend.pipeline.assemble import mesh_skeleton  # noqa: E402
+from backend.symmetry import mirror_keypoints, mirror_report  # noqa: E402
 from backend.views.render import render_orbit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT / ".." / "shared" / "data" / "rigs"
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "rigging_geometry.json"
 SOURCES = ("geometry", "snapped", "network", "kmeans18")
-NO_FLOOR_ROOT = ("kmeans18",)   # the reference point stays a bare MST of vertex clusters
+NO_FLOOR_ROOT = ("kmeans18",)   # the reference point stays a bare MST of vertex clusters ...
+NO_SYMMETRY = ("kmeans18",)     # ... with no mirror symmetrisation either
 MIN_VERTICES, MIN_BONES = 100, 3
 ON_BODY = 0.1          # normalised units: a true joint farther than this from the mesh is off the body
 
@@ -79,10 +81,9 @@ def source_keypoints(source: str, canonical_mesh) -> tuple[np.ndarray, np.ndarra
     return pull_inside(keypoints, canonical_mesh), adjacency
 
 
-def score_character(asset, sources: list[str]) -> dict:
+def score_character(asset, sources: list[str], symmetry: bool = True) -> dict:
     to_canonical = canonical_transform(asset.mesh.vertices)
     canonical_mesh = asset.mesh.transformed(to_canonical.matrix)
-    lo, hi = canonical_mesh.bounding_box()
     to_unit = unit_cube_transform(asset.mesh.vertices)
     true_joints = apply_transform(to_unit, asset.skeleton_joints)
     on_body = _on_body(apply_transform(to_unit, asset.mesh.vertices), asset.mesh.faces, true_joints)
@@ -95,18 +96,32 @@ def score_character(asset, sources: list[str]) -> dict:
         except KeyDiffError as exc:
             out[source] = {"note": f"unavailable: [{exc.code}] {exc.message}"}
             continue
-        rig = build_skeleton(keypoints, adjacency, object_size=float(np.linalg.norm(hi - lo))).rig
-        if source not in NO_FLOOR_ROOT:
-            rig = add_floor_root(rig, ground_point(canonical_mesh.vertices, to_canonical.apply(np.zeros(3))[0]))
+        mirror = None
+        if symmetry and source not in NO_SYMMETRY:
+            keypoints, adjacency, mirror = mirror_keypoints(canonical_mesh.vertices, canonical_mesh.faces,
+                                                            keypoints, adjacency)
+        ground = (None if source in NO_FLOOR_ROOT
+                  else ground_point(canonical_mesh.vertices, to_canonical.apply(np.zeros(3))[0]))
+        rig = mesh_skeleton(canonical_mesh, keypoints, adjacency, ground=ground, mirror=mirror).rig
         seconds = time.perf_counter() - start
         joints = apply_transform(to_unit, to_canonical.apply_inverse(rig.joints))
         full = skeleton_metrics(joints, rig.parents, true_joints, asset.skeleton_parents)
         body_truth = _keep_joints(true_joints, asset.skeleton_parents, on_body)
         body = skeleton_metrics(joints, rig.parents, *body_truth)
         out[source] = {**full.to_dict(), **_halves(joints, rig.parents, true_joints, asset.skeleton_parents),
-                       "seconds": round(seconds, 3),
+                       "seconds": round(seconds, 3), "mirror": _mirror(rig, mirror, to_canonical, to_unit),
                        "on_body": {**body.to_dict(), **_halves(joints, rig.parents, *body_truth)}}
     return out
+
+
+def _mirror(rig, mirror, to_canonical, to_unit) -> dict | None:
+    """The mirror plane and how mirror-consistent the rig is, measured in the normalised frame of the scores
+    (max_mirror_error: max |reflect(X.L) - X.R| over the joints named as pairs)."""
+    if mirror is None:
+        return None
+    to_scores = to_unit @ to_canonical.inverse
+    report = mirror_report(rig.transformed(to_scores), mirror.transformed(to_scores))
+    return {**mirror.to_dict(), **report.to_dict()}
 
 
 def _halves(joints: np.ndarray, parents: np.ndarray, true_joints: np.ndarray, true_parents: np.ndarray) -> dict:
@@ -164,6 +179,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--sources", default=",".join(SOURCES), help=f"comma-separated, from {SOURCES}")
+    parser.add_argument("--symmetry", action=argparse.BooleanOptionalAction, default=True,
+                        help="mirror-symmetric rigs on mirror-symmetric meshes (rig-mesh's default)")
     args = parser.parse_args()
     sources = [s for s in args.sources.split(",") if s]
     unknown = sorted(set(sources) - set(SOURCES))
@@ -183,7 +200,7 @@ def main() -> None:
         if asset.mesh.num_vertices < MIN_VERTICES or int(asset.rig.bone_deforms.sum()) < MIN_BONES:
             skipped[path.name] = f"toy: {asset.mesh.num_vertices} vertices, {int(asset.rig.bone_deforms.sum())} bones"
             continue
-        characters[path.name] = score_character(asset, sources)
+        characters[path.name] = score_character(asset, sources, args.symmetry)
         print(path.name, {s: round(characters[path.name][s].get("cd_j2j", float("nan")), 3) for s in sources},
               file=sys.stderr, flush=True)
     result = {
@@ -202,6 +219,8 @@ def main() -> None:
                 "tip_pullback": DEFAULT_TIP_PULLBACK,
             },
             "floor_root": f"added for every source but {', '.join(NO_FLOOR_ROOT)} (rig-mesh's default)",
+            "symmetry": (f"mirror-symmetric rigs on mirror-symmetric meshes for every source but "
+                         f"{', '.join(NO_SYMMETRY)} (rig-mesh's default)" if args.symmetry else "off"),
         },
         "skipped": skipped,
         "characters": characters,

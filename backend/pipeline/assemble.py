@@ -18,6 +18,7 @@ from ..rig import Rig, SkinWeights
 from ..skeleton import SkeletonResult, build_skeleton
 from ..skinning import DEFAULT_SHARPNESS, DEFAULT_SIGMA_SCALE, DEFAULT_TOP_K
 from ..skinning_improved import SKINNING_METHODS, skin_weights
+from ..symmetry import DEFAULT_SNAP, MirrorPlane, mirror_skeleton, onto_plane
 
 
 @dataclass(frozen=True)
@@ -41,25 +42,39 @@ class SkinningOptions:
 
 def rig_and_skin(
     canonical_mesh: Mesh, keypoints: np.ndarray, adjacency: np.ndarray, skinning: SkinningOptions, progress: Progress,
-    *, ground: np.ndarray | None = None,
+    *, ground: np.ndarray | None = None, mirror: MirrorPlane | None = None,
 ) -> tuple[SkeletonResult, SkinWeights]:
     """Skeleton from canonical keypoints, weights on the mesh's own vertices (both in the canonical frame).
 
     ground: [3] canonical point for a non-deforming floor root above the skeleton (backend/floor_root.py), added
     before skinning so the weights index the final bones; None = no floor root.
+    mirror: the mesh's mirror plane when the keypoints were symmetrised across it (backend/symmetry.py).
     """
     progress.stage("skeleton", 0.0)
-    lo, hi = canonical_mesh.bounding_box()
-    # merge distances relative to the mesh, not to the keypoints' own spread (markers may cover a part only)
-    skeleton = build_skeleton(keypoints, adjacency, object_size=float(np.linalg.norm(hi - lo)))
-    if ground is not None:
-        skeleton = with_floor_root(skeleton, ground)
+    skeleton = mesh_skeleton(canonical_mesh, keypoints, adjacency, ground=ground, mirror=mirror)
     rig: Rig = skeleton.rig
     progress.stage("skeleton", 1.0, f"{rig.num_bones} bones")
     progress.stage("skinning", 0.0, skinning.method)
     weights = skin_weights(skinning.method, canonical_mesh.vertices, canonical_mesh.faces, rig, **skinning.settings())
     progress.stage("skinning", 1.0)
     return skeleton, weights
+
+
+def mesh_skeleton(canonical_mesh: Mesh, keypoints: np.ndarray, adjacency: np.ndarray, *,
+                  ground: np.ndarray | None = None, mirror: MirrorPlane | None = None) -> SkeletonResult:
+    """The skeleton step of every rigging job (and of benchmarks/rigging_geometry.py): MST, then side names and a
+    mirror-consistent tree on a symmetric mesh, then the floor root (on the mirror plane when it is near)."""
+    lo, hi = canonical_mesh.bounding_box()
+    diagonal = float(np.linalg.norm(hi - lo))
+    # merge distances relative to the mesh, not to the keypoints' own spread (markers may cover a part only)
+    skeleton = build_skeleton(keypoints, adjacency, object_size=diagonal)
+    if mirror is not None:
+        skeleton = mirror_skeleton(skeleton, mirror)
+    if ground is not None:
+        if mirror is not None:
+            ground = onto_plane(ground, mirror, DEFAULT_SNAP * diagonal)
+        skeleton = with_floor_root(skeleton, ground)
+    return skeleton
 
 
 def with_floor_root(skeleton: SkeletonResult, ground: np.ndarray) -> SkeletonResult:

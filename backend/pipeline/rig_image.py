@@ -21,6 +21,7 @@ from ..errors import KeyDiffError
 from ..export.bundle import RigResult, check_bundle_destination, write_bundle
 from ..floor_root import ground_point
 from ..progress import Progress, SilentProgress
+from ..symmetry import mirror_keypoints
 from .assemble import SkinningOptions, rig_and_skin
 from .keypoint_source import geometry_keypoints, load_network, predict_network, pull_inside
 from .preview import PREVIEW_FILE, write_preview
@@ -40,6 +41,8 @@ class RigImageOptions:
     keypoints: str = "network"        # network (the paper: reads the SV3D views) or geometry (the frosting mesh's
                                       # curve skeleton, no checkpoint needed)
     floor_root: bool = True           # a non-deforming root bone on the floor (backend/floor_root.py)
+    symmetry: bool = True             # a mirror-symmetric mesh gets a mirror-symmetric rig with .L/.R names
+                                      # (backend/symmetry.py; a reconstruction rarely is symmetric enough)
     skinning: SkinningOptions = field(default_factory=SkinningOptions)
 
     def __post_init__(self) -> None:
@@ -88,15 +91,20 @@ def rig_image(
             progress.stage("keypoints", 1.0, f"{len(keypoints)} keypoints")
         else:
             keypoints = pull_inside(keypoints, mesh)
+        mirror = None
+        if options.symmetry:
+            keypoints, adjacency, mirror = mirror_keypoints(mesh.vertices, mesh.faces, keypoints, adjacency)
         ground = ground_point(mesh.vertices) if options.floor_root else None
-        skeleton, weights = rig_and_skin(mesh, keypoints, adjacency, options.skinning, progress, ground=ground)
+        skeleton, weights = rig_and_skin(mesh, keypoints, adjacency, options.skinning, progress, ground=ground,
+                                         mirror=mirror)
 
         progress.stage("export", 0.0, "writing the bundle")
         result = RigResult(
             mesh=mesh, rig=skeleton.rig, weights=weights, canonical_to_object=np.eye(4), keypoints=keypoints,
             adjacency=adjacency, keypoint_to_joint=skeleton.keypoint_to_joint,
             settings={"job": "rig", "source": Path(image_path).name, **asdict(options),
-                      "sv3d_weights": str(options.weights or "default")},
+                      "sv3d_weights": str(options.weights or "default"),
+                      "mirror": mirror.to_dict() if mirror else None},
         )
 
         def extras(folder: Path) -> None:

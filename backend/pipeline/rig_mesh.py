@@ -23,6 +23,7 @@ from ..floor_root import ground_point
 from ..mesh import Mesh
 from ..mesh_io import load_mesh
 from ..progress import Progress, SilentProgress
+from ..symmetry import MirrorPlane, mirror_keypoints
 from ..views.render import render_orbit
 from ..views.viewset import ViewSet
 from .assemble import SkinningOptions, rig_and_skin
@@ -47,6 +48,9 @@ class RigMeshOptions:
     # a non-deforming root bone on the floor under the body (backend/floor_root.py), as game engines' root
     # motion expects; None = on, except with markers (a marker file says exactly which joints the user wants)
     floor_root: bool | None = None
+    # a mirror-symmetric mesh gets a mirror-symmetric rig with Blender's .L/.R names (backend/symmetry.py);
+    # never with markers (a marker file says exactly which joints the user wants)
+    symmetry: bool = True
 
     def __post_init__(self) -> None:
         if self.keypoints is not None and self.keypoints not in KEYPOINT_SOURCES:
@@ -64,6 +68,9 @@ class RigMeshOptions:
     def wants_floor_root(self) -> bool:
         return self.markers is None if self.floor_root is None else bool(self.floor_root)
 
+    def wants_symmetry(self) -> bool:
+        return bool(self.symmetry) and self.markers is None
+
 
 def rig_mesh(
     mesh_path: str | os.PathLike,
@@ -79,12 +86,18 @@ def rig_mesh(
 
     progress.stage("keypoints", 0.0, options.source())
     keypoints, adjacency = _keypoints(options, to_canonical, canonical_mesh)
-    progress.stage("keypoints", 1.0, f"{len(keypoints)} keypoints")
+    mirror: MirrorPlane | None = None
+    if options.wants_symmetry():
+        keypoints, adjacency, mirror = mirror_keypoints(canonical_mesh.vertices, canonical_mesh.faces,
+                                                        keypoints, adjacency)
+    progress.stage("keypoints", 1.0, f"{len(keypoints)} keypoints"
+                   + (f", mirror-symmetric across {mirror.name}" if mirror else ""))
 
     # the file's origin, seen in the canonical frame: game assets put it on the floor under the character
     origin = to_canonical.apply(np.zeros(3))[0]
     ground = ground_point(canonical_mesh.vertices, origin) if options.wants_floor_root() else None
-    skeleton, weights = rig_and_skin(canonical_mesh, keypoints, adjacency, options.skinning, progress, ground=ground)
+    skeleton, weights = rig_and_skin(canonical_mesh, keypoints, adjacency, options.skinning, progress, ground=ground,
+                                     mirror=mirror)
 
     progress.stage("export", 0.0, "writing the bundle")
     result = RigResult(
@@ -96,7 +109,9 @@ def rig_mesh(
         adjacency=adjacency,
         keypoint_to_joint=skeleton.keypoint_to_joint,
         settings={"job": "rig-mesh", "source": str(Path(mesh_path).name), **asdict(options),
-                  "keypoints": options.source(), "floor_root": options.wants_floor_root()},
+                  "keypoints": options.source(), "floor_root": options.wants_floor_root(),
+                  "symmetry": options.wants_symmetry(),
+                  "mirror": mirror.transformed(to_canonical.inverse).to_dict() if mirror else None},
     )
     bundle = write_bundle(
         out_dir, result,
