@@ -11,8 +11,8 @@ Three steps, all in rig-mesh's canonical frame (Z up, centred on the bounding bo
    y = c: an artist models a character facing an axis). Each is scored by how far the mirror image of the
    surface lies from the surface: the mean distance from reflected area-weighted samples to a second,
    independent sample set, minus the same mean without the reflection (the sampling's own spacing), over the
-   bounding-box diagonal. The better plane is accepted when that excess is under `tolerance`; else no plane and
-   nothing downstream changes. On the 10 artist characters of benchmarks/rigging_geometry.py the excess is
+   bounding-box diagonal. A plane is accepted when that excess is under `tolerance` (x before y when both are:
+   Blender mirrors across X); else no plane and nothing downstream changes. On the 10 artist characters of benchmarks/rigging_geometry.py the excess is
    < 0.0015 on their true plane and >= 0.006 on the other one.
 2. `symmetrise_keypoints`: keypoints within `snap` of the plane move onto it; the others pair up with the
    nearest reflected keypoint on the other side (closest pairs first, each keypoint once, within `pair`), and
@@ -103,7 +103,7 @@ class MirrorReport:
     named_pairs: int           # joint pairs named `X.L` / `X.R`
     centre: int                # joints on the plane
     unpaired: int              # joints off the plane with no mirror joint
-    inconsistent: int          # paired joints whose parent is not the mirror of the partner's parent
+    inconsistent: int          # joints whose parent is not the mirror of their mirror's parent (see _inconsistent)
     max_mirror_error: float    # max |reflect(X.L) - X.R| over named pairs, in the rig's units
 
     def to_dict(self) -> dict:
@@ -132,13 +132,17 @@ def plane_excess(vertices: np.ndarray, faces: np.ndarray, *, samples: int = SURF
 def detect_mirror_plane(vertices: np.ndarray, faces: np.ndarray,
                         tolerance: float = DEFAULT_PLANE_TOLERANCE) -> MirrorPlane | None:
     """The vertical mirror plane of a Z-up mesh (vertices [V, 3], faces [F, 3]), or None when neither x = c nor
-    y = c (c: the bounding-box centre) mirrors the surface onto itself within `tolerance` x its diagonal."""
+    y = c (c: the bounding-box centre) mirrors the surface onto itself within `tolerance` x its diagonal.
+
+    When both do (a table, a ball, a spider with legs all round) x wins: Blender's mirror tools mirror across X.
+    """
     if not (np.isfinite(tolerance) and tolerance >= 0):
         raise KeyDiffError("invalid_argument", f"symmetry tolerance must be a finite number >= 0, got {tolerance}")
     excess = plane_excess(vertices, faces)
-    axis = int(np.argmin(excess))
-    if excess[axis] > tolerance:
+    passing = np.flatnonzero(excess <= tolerance)
+    if len(passing) == 0:
         return None
+    axis = int(passing[0])              # x first: Blender mirrors across X, and a shape with both planes has x
     vertices = np.asarray(vertices, np.float64)
     offset = float((vertices[:, axis].min() + vertices[:, axis].max()) / 2.0)
     return MirrorPlane(axis, offset, float(excess[axis]))
@@ -294,13 +298,15 @@ def named_pairs(names: tuple[str, ...]) -> np.ndarray:
 
 
 def _inconsistent(parents: np.ndarray, side: np.ndarray, partner: np.ndarray) -> np.ndarray:
-    """[J] bool: paired joints whose parent is not the mirror of their partner's parent (a centre joint is its
-    own mirror; an unpaired off-plane joint has none, so a pair hanging from one is inconsistent)."""
-    mirror = np.where(partner >= 0, partner, np.where(side == CENTRE, np.arange(len(parents)), -2))
-    paired = partner >= 0
+    """[J] bool: joints that break the tree's mirror symmetry - a paired joint whose parent is not the mirror
+    of its partner's parent, or a joint on the plane hanging from a joint off it. (A centre joint is its own
+    mirror; an unpaired off-plane joint has none, so a pair hanging from one is inconsistent.)"""
+    index = np.arange(len(parents))
+    mirror = np.where(partner >= 0, partner, np.where(side == CENTRE, index, -2))   # [J] -2: no mirror
+    has_mirror = mirror >= 0
     mirror_of_parent = np.where(parents >= 0, mirror[np.maximum(parents, 0)], -1)
-    partner_parent = parents[np.maximum(partner, 0)]
-    return paired & (mirror_of_parent != partner_parent)
+    parent_of_mirror = parents[np.maximum(mirror, 0)]
+    return has_mirror & (parents >= 0) & (mirror_of_parent != parent_of_mirror)
 
 
 def mirror_tree(skeleton: SkeletonResult, plane: MirrorPlane) -> SkeletonResult:
