@@ -96,12 +96,12 @@ def score_character(asset, sources: list[str], symmetry: bool = True) -> dict:
         except KeyDiffError as exc:
             out[source] = {"note": f"unavailable: [{exc.code}] {exc.message}"}
             continue
+        origin = to_canonical.apply(np.zeros(3))[0]
         mirror = None
         if symmetry and source not in NO_SYMMETRY:
             keypoints, adjacency, mirror = mirror_keypoints(canonical_mesh.vertices, canonical_mesh.faces,
-                                                            keypoints, adjacency)
-        ground = (None if source in NO_FLOOR_ROOT
-                  else ground_point(canonical_mesh.vertices, to_canonical.apply(np.zeros(3))[0]))
+                                                            keypoints, adjacency, origin)
+        ground = None if source in NO_FLOOR_ROOT else ground_point(canonical_mesh.vertices, origin)
         rig = mesh_skeleton(canonical_mesh, keypoints, adjacency, ground=ground, mirror=mirror).rig
         seconds = time.perf_counter() - start
         joints = apply_transform(to_unit, to_canonical.apply_inverse(rig.joints))

@@ -186,6 +186,7 @@ def test_rig_mesh_gives_a_real_knight_a_mirror_rig_whose_names_pair_up(tmp_path:
     rig = rig_from_document(doc)
     mirror = doc["settings"]["mirror"]
     assert doc["settings"]["symmetry"] is True and mirror["plane"] == "x"
+    assert mirror["offset"] == 0.0                           # the object's own X = 0, where Blender mirrors
     plane = MirrorPlane(axis=0, offset=mirror["offset"], excess=mirror["excess"])
     pairs = named_pairs(rig.names)
     assert len(pairs) >= 8                                   # legs, arms, hands, feet at least

@@ -86,15 +86,15 @@ def rig_mesh(
 
     progress.stage("keypoints", 0.0, options.source())
     keypoints, adjacency = _keypoints(options, to_canonical, canonical_mesh)
+    # the file's origin, seen in the canonical frame: game assets put it on the floor under the character
+    origin = to_canonical.apply(np.zeros(3))[0]
     mirror: MirrorPlane | None = None
     if options.wants_symmetry():
         keypoints, adjacency, mirror = mirror_keypoints(canonical_mesh.vertices, canonical_mesh.faces,
-                                                        keypoints, adjacency)
+                                                        keypoints, adjacency, origin)
     progress.stage("keypoints", 1.0, f"{len(keypoints)} keypoints"
                    + (f", mirror-symmetric across {mirror.name}" if mirror else ""))
 
-    # the file's origin, seen in the canonical frame: game assets put it on the floor under the character
-    origin = to_canonical.apply(np.zeros(3))[0]
     ground = ground_point(canonical_mesh.vertices, origin) if options.wants_floor_root() else None
     skeleton, weights = rig_and_skin(canonical_mesh, keypoints, adjacency, options.skinning, progress, ground=ground,
                                      mirror=mirror)
