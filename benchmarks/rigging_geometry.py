@@ -1,13 +1,16 @@
 """Skeletons only, seconds per character: rig-mesh's keypoint sources scored against the artists' skeletons.
 
     .venv/bin/python benchmarks/rigging_geometry.py [--data ../shared/data/rigs] [--sources geometry,snapped,...]
-        [--out benchmarks/results/rigging_geometry.json]
+        [--no-symmetry] [--out benchmarks/results/rigging_geometry.json]
 
 The quick companion of benchmarks/rigging.py for skeleton work: the same characters, the same normalisation
 (mesh centred on its bounding-box centre, longest side spans [-1, 1]) and the same metrics (CD-J2J / CD-J2B /
 CD-B2B, joint precision / recall at 0.1), but no skinning, bundle or bone heat. Each source runs rig-mesh's own
-steps: canonical frame -> keypoints -> build_skeleton (merge, MST, root at the tree centre) -> floor root under
-the body (backend/floor_root.py; not for the k-means reference) -> back to the asset's frame. CD-J2J's two
+steps: canonical frame -> keypoints -> mirror symmetrisation on a symmetric mesh (backend/symmetry.py; off with
+--no-symmetry) -> assemble.mesh_skeleton, the function rig-mesh calls (merge, MST, root at the tree centre,
+mirror-consistent tree and .L/.R names, floor root under the body) -> back to the asset's frame; the k-means
+reference gets neither symmetry nor floor root. Each source's `mirror` entry records the plane found and the
+rig's mirror consistency (pairs, centre joints, unpaired joints, inconsistent parents, max mirror error). CD-J2J's two
 halves are reported too: `pred_to_true` (mean distance of a predicted joint to the nearest true one: extra or
 misplaced joints) and `true_to_pred` (missed joints); CD-J2J is their mean. `seconds` is keypoints + skeleton
 (the network's include its orbit renders). The network reads renders of the asset with its texture here, while
