@@ -24,8 +24,9 @@ Three steps, all in rig-mesh's canonical frame (Z up, centred on the bounding bo
    one whose image lands nowhere near (a prop held in one hand) stays as it is. Edge weights are averaged over
    mirror-image edges, so the MST sees equal costs on both sides.
 3. After the MST: when it broke the symmetry (a joint whose parent is not the mirror of its mirror's parent -
-   equal costs tie-break one way, or the middle is reached through one side), `mirror_tree` rebuilds the tree
-   from the centre and left joints and copies it to the right. On the 10 characters the raw MST was not
+   equal costs tie-break one way, the middle is reached through one side, or a side joint became the root),
+   `mirror_tree` rebuilds the tree from the centre and left joints, copies it to the right and hangs joints
+   with no mirror from it. On the 10 characters the raw MST of the curve-skeleton keypoints was not
    mirror-consistent on 4 (1-4 joints each); after this step none is. `mirror_rig` then names paired joints
    `joint_07.L` / `joint_07.R` and their bones `bone_07.L` / `bone_07.R` (one base name, so Blender's name
    flipping finds the partner); joints on the plane and unpaired joints keep their plain names, as do "root"
@@ -35,8 +36,9 @@ Measured (benchmarks/results/rigging_geometry.json against rigging_geometry_no_s
 every character is found symmetric. Curve-skeleton (`geometry`) rigs: mean CD-J2J 0.1063 with and without this
 step (the mirror copies raise the predicted->true half by 0.001 and lower the other by the same), every joint
 paired or on the plane, every tree mirror-consistent, pairs mirror images to 1e-16. Network keypoints pair less
-well (some stay unpaired, so their trees stay partly lopsided) but score better: `snapped` 0.160 -> 0.155,
-`network` 0.201 -> 0.195.
+well (a few stay unpaired and keep plain names) but score better: `snapped` CD-J2J 0.160 -> 0.155 (B2B 0.145 ->
+0.136), `network` 0.201 -> 0.195 (B2B 0.177 -> 0.168); their trees are mirror-consistent but for one network
+rig with no keypoint on the plane.
 
 Side convention. Blender characters face -Y, so on the x-plane +X is the character's left: `.L`. On the
 y-plane (a character facing +X or -X; which one is not known from the shape) the +Y side is called `.L`, as for
@@ -329,28 +331,35 @@ def _inconsistent(parents: np.ndarray, side: np.ndarray, partner: np.ndarray) ->
 def mirror_tree(skeleton: SkeletonResult, plane: MirrorPlane) -> SkeletonResult:
     """The skeleton with a mirror-consistent tree when the MST tie-broke the two sides differently.
 
-    A spanning tree is built again on the centre and left joints only (the same costs; `_half_tree`), then every
-    left bone is copied to the right. When some joint has no mirror or the root is not on the plane the skeleton
-    is returned unchanged. The root stays the same joint, so names and bone order keep.
+    A spanning tree is built again on the centre and left joints only (the same costs; `_half_tree`), every left
+    bone is copied to the right, and joints with no mirror hang from that tree by their cheapest edges. The root
+    stays the same joint when it is on the plane; else (the lopsided tree's centre was a side joint) the new
+    tree's centre among the joints on the plane takes its place and its name. With no joint on the plane the
+    skeleton is returned unchanged.
     """
     rig = skeleton.rig
     side, partner = joint_mirror(rig.joints, plane, _exact(rig.joints))
     if not _inconsistent(rig.parents, side, partner).any():
         return skeleton
-    if (partner < 0)[side != CENTRE].any() or side[rig.root] != CENTRE:
-        return skeleton
-    half_edges = _half_tree(skeleton.costs, side)
+    lonely = (side != CENTRE) & (partner < 0)                                 # [J] joints with no mirror
+    if not (side == CENTRE).any():
+        return skeleton                         # nothing on the plane to hang both sides from
+    core_side = np.where(lonely, RIGHT, side)                                 # leave them out of the half
+    half_edges = _half_tree(skeleton.costs, core_side, exclude=lonely)
     mirror = np.where(partner >= 0, partner, np.arange(rig.num_joints))
     tree = nx.Graph()
     tree.add_nodes_from(range(rig.num_joints))
     tree.add_edges_from(half_edges)
     tree.add_edges_from((int(mirror[u]), int(mirror[v])) for u, v in half_edges)
+    _attach(tree, skeleton.costs, lonely)
     if tree.number_of_edges() != rig.num_joints - 1 or not nx.is_tree(tree):
         return skeleton
+    root = rig.root if side[rig.root] == CENTRE else _centre_root(tree, rig.joints, side == CENTRE)
     parents = np.full(rig.num_joints, -1, np.int64)
-    for parent, child in nx.bfs_edges(tree, rig.root):
+    for parent, child in nx.bfs_edges(tree, root):
         parents[child] = parent
-    rebuilt = Rig(rig.joints, parents, rig.names, rig.bone_names, rig.bone_deforms)
+    names, bone_names = _moved_root(rig, root)
+    rebuilt = Rig(rig.joints, parents, names, bone_names, rig.bone_deforms)
     weights = skeleton.joint_edge_weights
     normalised = weights / weights.max() if weights.max() > 0 else np.ones_like(weights)
     confidence = normalised[rebuilt.bone_head_joint, rebuilt.bone_tail_joint]
@@ -358,7 +367,50 @@ def mirror_tree(skeleton: SkeletonResult, plane: MirrorPlane) -> SkeletonResult:
                           skeleton.distance_scale)
 
 
-def _half_tree(costs: np.ndarray, side: np.ndarray) -> list[tuple[int, int]]:
+def _centre_root(tree: nx.Graph, joints: np.ndarray, allowed: np.ndarray) -> int:
+    """The allowed joint (`allowed` [J] bool) fewest bones from its farthest joint, ties to the one nearest the
+    joints' centroid - build_skeleton's root rule, kept on the plane."""
+    eccentricity = nx.eccentricity(tree)
+    candidates = np.flatnonzero(allowed)
+    hops = np.array([eccentricity[int(j)] for j in candidates])
+    candidates = candidates[hops == hops.min()]
+    return int(candidates[np.argmin(np.linalg.norm(joints[candidates] - joints.mean(axis=0), axis=1))])
+
+
+def _moved_root(rig: Rig, root: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Joint and bone names after the root moves to joint `root`: it takes the name "root", the old root gets
+    the plain name its index gives (`joint_NN`, digits as wide as the others'), bones are named after their
+    tail joints (`bone_NN`), as build_skeleton names them."""
+    if root == rig.root:
+        return rig.names, rig.bone_names
+    width = max((len(m.group(2)) for m in map(_PLAIN_NAME.match, rig.names) if m), default=2)
+    names = list(rig.names)
+    names[rig.root], names[root] = f"joint_{rig.root:0{width}d}", rig.names[rig.root]
+    bone_names = tuple(f"bone_{j:0{width}d}" for j in range(rig.num_joints) if j != root)
+    return tuple(names), bone_names
+
+
+def _attach(tree: nx.Graph, costs: np.ndarray, lonely: np.ndarray) -> None:
+    """Hang the joints with no mirror (`lonely` [J] bool) on the mirror-consistent `tree` of the others, cheapest
+    edges first (Kruskal's rule over the edges that touch one of them), so no paired joint hangs from them."""
+    if not lonely.any():
+        return
+    component = {j: 0 for j in np.flatnonzero(~lonely).tolist()}              # the consistent tree is one piece
+    component.update({j: j + 1 for j in np.flatnonzero(lonely).tolist()})
+    rows, cols = np.triu_indices(len(costs), k=1)
+    touching = lonely[rows] | lonely[cols]
+    rows, cols = rows[touching], cols[touching]
+    for u, v in zip(*(x[np.argsort(costs[rows, cols], kind="stable")].tolist() for x in (rows, cols))):
+        cu, cv = component[u], component[v]
+        if cu == cv:
+            continue
+        tree.add_edge(u, v)
+        for j, c in component.items():
+            if c == cv:
+                component[j] = cu
+
+
+def _half_tree(costs: np.ndarray, side: np.ndarray, exclude: np.ndarray | None = None) -> list[tuple[int, int]]:
     """Edges of a cheap spanning tree of the centre and left joints in which the centre joints are connected
     among themselves, so that copying the left bones to the right gives a tree.
 
@@ -367,7 +419,8 @@ def _half_tree(costs: np.ndarray, side: np.ndarray) -> list[tuple[int, int]]:
     joint reached via a left leg's root - and its mirror copy then closes a loop.) Each merge keeps every
     piece's centre joints connected, and the graph is complete, so the result spans the half.
     """
-    half = np.flatnonzero(side != RIGHT)                                      # [H] centre + left joints
+    keep = side != RIGHT if exclude is None else (side != RIGHT) & ~exclude
+    half = np.flatnonzero(keep)                                               # [H] centre + left joints
     rows, cols = np.triu_indices(len(half), k=1)
     a, b = half[rows], half[cols]
     order = np.argsort(costs[a, b], kind="stable")

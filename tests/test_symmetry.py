@@ -136,6 +136,25 @@ def test_a_tree_that_joins_the_middle_through_one_side_is_rebuilt_mirror_consist
     assert repaired.rig.names == skeleton.rig.names
 
 
+def test_a_lopsided_tree_rooted_on_one_side_moves_its_root_onto_the_plane_and_hangs_a_lonely_joint_last() -> None:
+    """A spine of two joints, a pair of hips and a tail tip on the left only: the MST's centre is a hip, so the
+    rebuilt tree takes its root on the spine, and the joint with no mirror hangs from the mirrored tree."""
+    keypoints = np.array([[0.0, 0.0, 1.0], [0.0, 0.0, 0.6], [0.2, 0.0, 0.5], [-0.2, 0.0, 0.5], [0.45, 0.0, 0.45],
+                          [0.7, 0.0, 0.4]])
+    adjacency = np.zeros((6, 6))
+    for a, b in ((0, 2), (2, 1), (1, 3), (2, 4), (4, 5)):                      # the middle reached through a hip
+        adjacency[a, b] = adjacency[b, a] = 1.0
+    skeleton = build_skeleton(keypoints, adjacency, merge_fraction=0.0)
+    assert skeleton.rig.root == 2                                              # the left hip: off the plane
+    rebuilt = mirror_tree(skeleton, X_PLANE)
+    rig = rebuilt.rig
+    assert rig.root in (0, 1) and rig.names[rig.root] == "root" and "joint_02" in rig.names
+    assert rig.bone_names == tuple(f"bone_{j:02d}" for j in range(6) if j != rig.root)
+    report = mirror_report(rig, X_PLANE)
+    assert (report.pairs, report.unpaired, report.inconsistent) == (1, 2, 0)
+    assert rig.parents[2] != 4 and rig.parents[3] != 4                         # no hip hangs from the lonely tail
+
+
 def test_root_and_floor_root_keep_their_names() -> None:
     keypoints, adjacency = noisy_legs()
     symmetric, weights, _ = symmetrise_keypoints(keypoints, adjacency, X_PLANE, object_size=2.0)
