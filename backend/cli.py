@@ -86,6 +86,9 @@ def rig_mesh_command(
     floor_root: Optional[bool] = typer.Option(None, "--floor-root/--no-floor-root", help="Add a non-deforming root bone "
                                               "on the floor under the body, as game engines expect for root motion "
                                               "(default: on, except with --markers)."),
+    symmetry: bool = typer.Option(True, "--symmetry/--no-symmetry", help="A mirror-symmetric mesh gets a mirror-"
+                                  "symmetric rig with Blender's .L/.R names (X-Axis Mirror, Paste Pose Flipped); "
+                                  "never with --markers."),
     skinning: str = typer.Option("improved", help="Skin weights: improved (heat over the surface, default), eq9 (the "
                                  "paper's Gaussian distance), rigid (nearest bone only)."),
     sigma_scale: float = typer.Option(0.02, help="eq9/rigid: Gaussian width as a fraction of the bounding-box diagonal."),
@@ -102,7 +105,7 @@ def rig_mesh_command(
         options = RigMeshOptions(
             markers=str(markers) if markers else None, keypoints=keypoints,
             checkpoint=str(checkpoint) if checkpoint else None, device=device, floor_root=floor_root,
-            skinning=SkinningOptions(skinning, sigma_scale, sharpness, top_k),
+            symmetry=symmetry, skinning=SkinningOptions(skinning, sigma_scale, sharpness, top_k),
         )
         return rig_mesh(mesh, out, options, progress)
 
@@ -123,6 +126,8 @@ def rig_command(
                                   "SV3D views) or geometry (joints on the reconstructed mesh's curve skeleton)."),
     floor_root: bool = typer.Option(True, "--floor-root/--no-floor-root", help="Add a non-deforming root bone on "
                                     "the floor under the object (root motion in game engines)."),
+    symmetry: bool = typer.Option(True, "--symmetry/--no-symmetry", help="A mirror-symmetric reconstruction gets a "
+                                  "mirror-symmetric rig with .L/.R names."),
     skinning: str = typer.Option("improved", help="Skin weights: improved, eq9 or rigid."),
     json_lines: bool = JSON_OPTION,
     debug: bool = DEBUG_OPTION,
@@ -135,7 +140,7 @@ def rig_command(
 
         options = RigImageOptions(weights=weights, checkpoint=str(checkpoint) if checkpoint else None, preset=preset,
                                   steps=steps, seed=seed, device=device, keypoints=keypoints,
-                                  floor_root=floor_root, skinning=SkinningOptions(skinning))
+                                  floor_root=floor_root, symmetry=symmetry, skinning=SkinningOptions(skinning))
         return rig_image(image, out, options, progress)
 
     _run_job(job, json_lines=json_lines, debug=debug)

@@ -60,9 +60,10 @@ def backend_cwd(settings: BackendSettings) -> str | None:
 
 
 def rig_mesh_argv(settings: BackendSettings, mesh: Path, out_dir: Path, markers: Path | None,
-                  keypoints: str = "geometry") -> list[str]:
+                  keypoints: str = "geometry", symmetry: bool = True) -> list[str]:
     """`rig-mesh`: keypoints from a marker file, else from the mesh's curve skeleton (`geometry`) or the keypoint
-    network (`network`: the preferences' checkpoint, or the backend's shipped one when that is empty)."""
+    network (`network`: the preferences' checkpoint, or the backend's shipped one when that is empty).
+    symmetry=False: no mirror-symmetric rig even when the mesh is symmetric (markers never get one)."""
     if keypoints not in KEYPOINT_SOURCES:
         raise ValueError(f"keypoints must be one of {KEYPOINT_SOURCES}, got {keypoints!r}")
     argv = [settings.python, "-m", "backend", "rig-mesh", str(mesh), "-o", str(out_dir), "--json"]
@@ -70,6 +71,8 @@ def rig_mesh_argv(settings: BackendSettings, mesh: Path, out_dir: Path, markers:
         argv += ["--markers", str(markers)]
         return argv
     argv += ["--keypoints", keypoints]
+    if not symmetry:
+        argv.append("--no-symmetry")
     if keypoints == "network":
         if settings.checkpoint:
             argv += ["--checkpoint", settings.checkpoint]

@@ -83,8 +83,9 @@ def start_rig_selected(context, obj=None) -> jobs.RunningJob:
         return f"KeyDiff3D: rigged {object_name!r} with {len(rig.bone_names)} bones ({rig.armature.name})"
 
     keypoints = "network" if scene_settings.keypoint_source == "NETWORK" else "geometry"
-    return start_job(lambda inputs, out: rig_mesh_argv(settings, inputs[0], out, inputs[1], keypoints), settings,
-                     label=f"Rigging {object_name}", prepare=prepare, on_result=on_result)
+    symmetry = bool(scene_settings.mirror_symmetric)
+    return start_job(lambda inputs, out: rig_mesh_argv(settings, inputs[0], out, inputs[1], keypoints, symmetry),
+                     settings, label=f"Rigging {object_name}", prepare=prepare, on_result=on_result)
 
 
 def start_image_to_rig(context) -> jobs.RunningJob:

@@ -67,6 +67,8 @@ class KEYDIFF3D_PT_rig_selected(_KeyDiff3DPanel, bpy.types.Panel):
             layout.label(text="Parent an empty to another to force that bone", icon="INFO")
         elif settings.keypoint_source == "NETWORK":
             layout.label(text="Needs a trained keypoint checkpoint", icon="INFO")
+        if settings.keypoint_source in ("GEOMETRY", "NETWORK"):
+            layout.prop(settings, "mirror_symmetric")
         if not draw_progress(layout, context):
             layout.operator("keydiff3d.rig_selected", icon="ARMATURE_DATA")
 

@@ -121,6 +121,12 @@ class KEYDIFF3D_SceneSettings(bpy.types.PropertyGroup):
         ],
         default="GEOMETRY",
     )
+    mirror_symmetric: BoolProperty(
+        name="Mirror Symmetric",
+        description="A left/right symmetric mesh gets a mirror-symmetric rig with .L/.R bone names, so X-Axis "
+        "Mirror and Paste Pose Flipped work (not with markers)",
+        default=True,
+    )
     marker_file: StringProperty(name="Marker File", subtype="FILE_PATH", default="")
     marker_collection: PointerProperty(
         name="Marker Collection", type=bpy.types.Collection,

@@ -90,10 +90,15 @@ def build_mesh_object(name: str, mesh: GlbMesh, collection, changes: SceneChange
     return obj
 
 
-def build_armature(context, name: str, bones: BundleBones, collection, changes: SceneChanges) -> BuiltRig:
-    """An Armature whose bone b has the bundle's head/tail/parent; needs Edit mode, so it becomes active."""
+def build_armature(context, name: str, bones: BundleBones, collection, changes: SceneChanges,
+                   mirror_x: bool = False) -> BuiltRig:
+    """An Armature whose bone b has the bundle's head/tail/parent; needs Edit mode, so it becomes active.
+
+    mirror_x: the backend made the rig mirror-symmetric across X with .L/.R names, so Edit mode's X-Axis Mirror
+    is switched on (editing one side moves its partner)."""
     armature = changes.add(bpy.data.armatures.new(name))
     armature.display_type = "OCTAHEDRAL"
+    armature.use_mirror_x = mirror_x
     obj = changes.add(bpy.data.objects.new(name, armature))
     collection.objects.link(obj)
     obj.show_in_front = True
@@ -169,7 +174,7 @@ def import_bundle(context, bundle: Bundle, name: str) -> tuple[bpy.types.Collect
         collection = changes.add(bpy.data.collections.new(name))
         context.scene.collection.children.link(collection)
         mesh_obj = build_mesh_object(name, bundle.mesh, collection, changes)
-        rig = build_armature(context, f"{name}_rig", bundle.bones, collection, changes)
+        rig = build_armature(context, f"{name}_rig", bundle.bones, collection, changes, mirrored_across_x(bundle))
         assign_weights(mesh_obj, rig.bone_names, bundle.bones.deforms, bundle.weight_indices,
                        bundle.weight_values, changes)
         bind(mesh_obj, rig.armature, changes)
@@ -193,7 +198,7 @@ def bind_bundle_to_object(context, bundle: Bundle, obj) -> BuiltRig:
     try:
         names = _unclashing_names(bundle.bones.names, {g.name for g in obj.vertex_groups})
         bones = BundleBones(names, bundle.bones.heads, bundle.bones.tails, bundle.bones.parents, bundle.bones.deforms)
-        rig = build_armature(context, f"{obj.name}_rig", bones, collection, changes)
+        rig = build_armature(context, f"{obj.name}_rig", bones, collection, changes, mirrored_across_x(bundle))
         assign_weights(obj, rig.bone_names, bones.deforms, bundle.weight_indices, bundle.weight_values, changes)
         bind(obj, rig.armature, changes, set_parent=obj.parent is None)
         enter_pose_mode(context, rig.armature)
@@ -202,6 +207,12 @@ def bind_bundle_to_object(context, bundle: Bundle, obj) -> BuiltRig:
         changes.rollback()
         raise
     return rig
+
+
+def mirrored_across_x(bundle: Bundle) -> bool:
+    """Whether the backend found the mesh mirror-symmetric across X and named the rig's sides .L/.R."""
+    mirror = (bundle.document.get("settings") or {}).get("mirror")
+    return isinstance(mirror, dict) and mirror.get("plane") == "x"
 
 
 def enter_pose_mode(context, armature_obj) -> None:

@@ -162,8 +162,10 @@ def test_rig_mesh_command_lines_are_ones_the_backend_cli_accepts() -> None:
     settings = BackendSettings(python=sys.executable, checkpoint="k.pt", device="cpu")
     argvs = [rig_mesh_argv(settings, Path("m.ply"), Path("out"), Path("k.json")),
              rig_mesh_argv(settings, Path("m.ply"), Path("out"), None),
-             rig_mesh_argv(settings, Path("m.ply"), Path("out"), None, "network")]
+             rig_mesh_argv(settings, Path("m.ply"), Path("out"), None, "network"),
+             rig_mesh_argv(settings, Path("m.ply"), Path("out"), None, "geometry", symmetry=False)]
     assert "--markers" in argvs[0] and "--keypoints" not in argvs[0]
+    assert "--no-symmetry" in argvs[3] and not any("--no-symmetry" in argv for argv in argvs[:3])
     assert argvs[1][-2:] == ["--keypoints", "geometry"] and "--checkpoint" not in argvs[1]
     assert argvs[2][argvs[2].index("--keypoints") + 1] == "network" and "--checkpoint" in argvs[2]
     done = subprocess.run(argvs[0][:4] + ["--help"], capture_output=True, text=True, timeout=120, cwd=REPO)

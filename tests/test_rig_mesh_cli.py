@@ -189,3 +189,23 @@ def test_the_floor_root_is_on_by_default_and_off_with_its_flag(tmp_path: Path) -
         assert len(floor) == int(expected)
         if expected:      # on the floor: the lowest joint, at the mesh's lowest point
             assert rig.joints[floor[0], 2] == pytest.approx(load_mesh(example).vertices[:, 2].min(), abs=1e-3)
+
+
+def test_a_symmetric_mesh_gets_mirrored_sided_bones_unless_the_flag_says_no(tmp_path: Path) -> None:
+    example = REPO / "examples" / "humanoid" / "mesh.glb"
+    for flag, expected in ((None, True), ("--no-symmetry", False)):
+        out = tmp_path / str(expected)
+        done = run_cli("rig-mesh", str(example), "-o", str(out), *([flag] if flag else []))
+        assert done.returncode == 0, done.stderr
+        doc = read_rig_document(out)
+        rig = rig_from_document(doc)
+        sided = [name for name in rig.bone_names if name.endswith((".L", ".R"))]
+        assert doc["settings"]["symmetry"] is expected
+        if not expected:
+            assert sided == [] and doc["settings"]["mirror"] is None
+            continue
+        assert doc["settings"]["mirror"]["plane"] == "x" and len(sided) >= 8     # two arms and two legs at least
+        index = {name: i for i, name in enumerate(rig.names)}
+        for name in (n for n in rig.names if n.endswith(".L")):
+            left, right = rig.joints[index[name]], rig.joints[index[name[:-2] + ".R"]]
+            np.testing.assert_allclose(right, left * [-1, 1, 1], atol=1e-6)      # mirror images across X = 0

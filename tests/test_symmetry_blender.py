@@ -24,6 +24,7 @@ def test_blender_pairs_every_sided_bone_of_a_rig_mesh_knight_and_pastes_poses_fl
     bundle = rig_mesh(KNIGHT, tmp_path / "knight", RigMeshOptions())
     check = run_in_blender("check_mirror.py", str(bundle), home=tmp_path / "home")
     assert check["sided"] >= 16 and check["unpaired"] == []
+    assert check["edit_mirror_x"]                                    # Edit mode's X-Axis Mirror is on
     assert check["mirror_error"] < 1e-5                              # Blender stores bones in float32
     w, x, y, z = check["left"]
     np.testing.assert_allclose(check["right"], [w, x, -y, -z], atol=1e-5)   # a turn mirrored across X

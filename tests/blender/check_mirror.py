@@ -48,7 +48,7 @@ def main(bundle_dir: Path) -> None:
     bpy.ops.pose.copy()
     bpy.ops.pose.paste(flipped=True)
     right = armature.pose.bones[bpy.utils.flip_name(left)]
-    addon_env.emit({"bones": len(bones), "sided": len(sided), "unpaired": unpaired, "mirror_error": error,
+    addon_env.emit({"bones": len(bones), "sided": len(sided), "edit_mirror_x": armature.data.use_mirror_x, "unpaired": unpaired, "mirror_error": error,
                     "left": list(turned.rotation_quaternion), "right": list(right.rotation_quaternion)})
 
 
