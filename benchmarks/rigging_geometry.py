@@ -6,7 +6,7 @@
 The quick companion of benchmarks/rigging.py for skeleton work: the same characters, the same normalisation
 (mesh centred on its bounding-box centre, longest side spans [-1, 1]) and the same metrics (CD-J2J / CD-J2B /
 CD-B2B, joint precision / recall at 0.1), but no skinning, bundle or bone heat. Each source runs rig-mesh's own
-steps: canonical frame -> keypoints -> mirror symmetrisation on a symmetric mesh (backend/symmetry.py; off with
+steps: canonical frame -> keypoints -> mirror symmetrisation on a symmetric mesh (backend/symmetry/; off with
 --no-symmetry) -> assemble.mesh_skeleton, the function rig-mesh calls (merge, MST, root at the tree centre,
 mirror-consistent tree and .L/.R names, floor root under the body) -> back to the asset's frame; the k-means
 reference gets neither symmetry nor floor root. Each source's `mirror` entry records the plane found and the

@@ -1,4 +1,4 @@
-"""Mirror-symmetric rigs with Blender's .L/.R names (backend/symmetry.py): a symmetric character gets a rig whose
+"""Mirror-symmetric rigs with Blender's .L/.R names (backend/symmetry/): a symmetric character gets a rig whose
 left and right joints are exact mirror images named as Blender's mirror tools expect, a lopsided one is left
 alone, and `symmetry=False` gives the rig rig-mesh gave before."""
 

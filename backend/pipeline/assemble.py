@@ -48,7 +48,7 @@ def rig_and_skin(
 
     ground: [3] canonical point for a non-deforming floor root above the skeleton (backend/floor_root.py), added
     before skinning so the weights index the final bones; None = no floor root.
-    mirror: the mesh's mirror plane when the keypoints were symmetrised across it (backend/symmetry.py).
+    mirror: the mesh's mirror plane when the keypoints were symmetrised across it (backend/symmetry/).
     """
     progress.stage("skeleton", 0.0)
     skeleton = mesh_skeleton(canonical_mesh, keypoints, adjacency, ground=ground, mirror=mirror)

@@ -42,7 +42,7 @@ class RigImageOptions:
                                       # curve skeleton, no checkpoint needed)
     floor_root: bool = True           # a non-deforming root bone on the floor (backend/floor_root.py)
     symmetry: bool = True             # a mirror-symmetric mesh gets a mirror-symmetric rig with .L/.R names
-                                      # (backend/symmetry.py; a reconstruction rarely is symmetric enough)
+                                      # (backend/symmetry/; a reconstruction rarely is symmetric enough)
     skinning: SkinningOptions = field(default_factory=SkinningOptions)
 
     def __post_init__(self) -> None:

@@ -48,7 +48,7 @@ class RigMeshOptions:
     # a non-deforming root bone on the floor under the body (backend/floor_root.py), as game engines' root
     # motion expects; None = on, except with markers (a marker file says exactly which joints the user wants)
     floor_root: bool | None = None
-    # a mirror-symmetric mesh gets a mirror-symmetric rig with Blender's .L/.R names (backend/symmetry.py);
+    # a mirror-symmetric mesh gets a mirror-symmetric rig with Blender's .L/.R names (backend/symmetry/);
     # never with markers (a marker file says exactly which joints the user wants)
     symmetry: bool = True
 
