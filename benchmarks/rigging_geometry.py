@@ -1,7 +1,7 @@
 """Skeletons only, seconds per character: rig-mesh's keypoint sources scored against the artists' skeletons.
 
     .venv/bin/python benchmarks/rigging_geometry.py [--data ../shared/data/rigs] [--sources geometry,snapped,...]
-        [--no-symmetry] [--out benchmarks/results/rigging_geometry.json]
+        [--no-symmetry] [--checkpoint CKPT] [--out benchmarks/results/rigging_geometry.json]
 
 The quick companion of benchmarks/rigging.py for skeleton work: the same characters, the same normalisation
 (mesh centred on its bounding-box centre, longest side spans [-1, 1]) and the same metrics (CD-J2J / CD-J2B /
@@ -68,8 +68,9 @@ MIN_VERTICES, MIN_BONES = 100, 3
 ON_BODY = 0.1          # normalised units: a true joint farther than this from the mesh is off the body
 
 
-def source_keypoints(source: str, canonical_mesh) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical keypoints [K, 3] and adjacency [K, K] of one source, as rig-mesh computes them."""
+def source_keypoints(source: str, canonical_mesh, checkpoint: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical keypoints [K, 3] and adjacency [K, K] of one source, as rig-mesh computes them (`checkpoint`: the
+    network's, None = the shipped one)."""
     if source == "geometry":
         return geometry_keypoints(canonical_mesh)
     if source == "kmeans18":
@@ -78,13 +79,13 @@ def source_keypoints(source: str, canonical_mesh) -> tuple[np.ndarray, np.ndarra
         centres, _ = kmeans2(canonical_mesh.vertices, 18, seed=0, minit="++")
         return centres, np.ones((len(centres), len(centres)))
     keypoints, adjacency = network_keypoints(
-        None, lambda size, frames: render_orbit(canonical_mesh, image_size=size, frames=list(frames)))
+        checkpoint, lambda size, frames: render_orbit(canonical_mesh, image_size=size, frames=list(frames)))
     if source == "snapped":
         return snap_to_curve_skeleton(keypoints, canonical_mesh), adjacency
     return pull_inside(keypoints, canonical_mesh), adjacency
 
 
-def score_character(asset, sources: list[str], symmetry: bool = True) -> dict:
+def score_character(asset, sources: list[str], symmetry: bool = True, checkpoint: str | None = None) -> dict:
     to_canonical = canonical_transform(asset.mesh.vertices)
     canonical_mesh = asset.mesh.transformed(to_canonical.matrix)
     to_unit = unit_cube_transform(asset.mesh.vertices)
@@ -95,7 +96,7 @@ def score_character(asset, sources: list[str], symmetry: bool = True) -> dict:
     for source in sources:
         start = time.perf_counter()
         try:
-            keypoints, adjacency = source_keypoints(source, canonical_mesh)
+            keypoints, adjacency = source_keypoints(source, canonical_mesh, checkpoint)
         except KeyDiffError as exc:
             out[source] = {"note": f"unavailable: [{exc.code}] {exc.message}"}
             continue
@@ -182,6 +183,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--sources", default=",".join(SOURCES), help=f"comma-separated, from {SOURCES}")
+    parser.add_argument("--checkpoint", help="keypoint checkpoint of the network and snapped sources (default: shipped)")
     parser.add_argument("--symmetry", action=argparse.BooleanOptionalAction, default=True,
                         help="mirror-symmetric rigs on mirror-symmetric meshes (rig-mesh's default)")
     args = parser.parse_args()
@@ -203,7 +205,7 @@ def main() -> None:
         if asset.mesh.num_vertices < MIN_VERTICES or int(asset.rig.bone_deforms.sum()) < MIN_BONES:
             skipped[path.name] = f"toy: {asset.mesh.num_vertices} vertices, {int(asset.rig.bone_deforms.sum())} bones"
             continue
-        characters[path.name] = score_character(asset, sources, args.symmetry)
+        characters[path.name] = score_character(asset, sources, args.symmetry, args.checkpoint)
         print(path.name, {s: round(characters[path.name][s].get("cd_j2j", float("nan")), 3) for s in sources},
               file=sys.stderr, flush=True)
     result = {
@@ -221,6 +223,7 @@ def main() -> None:
                 "bend_tolerance": DEFAULT_BEND_TOLERANCE, "tip_reach": DEFAULT_TIP_REACH,
                 "tip_pullback": DEFAULT_TIP_PULLBACK,
             },
+            "checkpoint": args.checkpoint or "shipped (checkpoints/keypoints_cnn_humanoid_cpu.pt)",
             "floor_root": f"added for every source but {', '.join(NO_FLOOR_ROOT)} (rig-mesh's default)",
             "symmetry": (f"mirror-symmetric rigs on mirror-symmetric meshes for every source but "
                          f"{', '.join(NO_SYMMETRY)} (rig-mesh's default)" if args.symmetry else "off"),
