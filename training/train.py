@@ -20,7 +20,7 @@ import platform
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `backend` and `training` importable
@@ -347,10 +347,9 @@ def main(argv: list[str] | None = None) -> int:
             if not args.lr > 0:
                 raise KeyDiffError("invalid_argument", f"--lr must be > 0, got {args.lr}")
             config.train.lr = args.lr
-        for name in ("lr_schedule", "warmup_steps", "decay_start"):
-            if getattr(args, name) is not None:
-                setattr(config.train, name, getattr(args, name))
-        config.train.__post_init__()  # validate the overrides
+        schedule = {name: getattr(args, name) for name in ("lr_schedule", "warmup_steps", "decay_start")
+                    if getattr(args, name) is not None}
+        config.train = replace(config.train, **schedule)  # a new TrainSettings validates the overrides
         if args.max_minutes is not None:
             if args.max_minutes < 0:
                 raise KeyDiffError("invalid_argument", f"--max-minutes must be >= 0, got {args.max_minutes}")
