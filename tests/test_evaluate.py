@@ -120,3 +120,6 @@ def test_evaluate_command_writes_json_and_table_for_trained_untrained_and_mean_p
         for regressor in ("linear", "mlp"):
             assert {"mpjpe", "n_mpjpe", "p_mpjpe"} <= set(results["toy"][model][regressor])
     assert "| toy | trained | mlp |" in (tmp_path / "r.md").read_text()
+    # an untrained network's heatmaps are flat: every keypoint is reported dead, with one std per keypoint
+    activity = results["toy"]["keypoint_activity"]["untrained"]
+    assert activity["dead_keypoints"] == 4 and len(activity["heatmap_std"]) == len(activity["motion_std"]) == 4

@@ -55,6 +55,19 @@ def test_soft_argmax_of_one_hot_heatmap_returns_that_voxels_centre():
     torch.testing.assert_close(soft_argmax(sharp, centres), centres[chosen], atol=1e-5, rtol=0)
 
 
+def test_heatmap_spread_is_zero_for_a_peak_and_the_cube_variance_for_a_flat_map():
+    from backend.keypoints.volume import heatmap_spread
+
+    grid, half = 8, 0.6
+    centres = voxel_centres(grid, half)
+    peaked = torch.zeros(1, 2, grid**3).scatter_(2, torch.tensor([[[3], [400]]]), 200.0)
+    torch.testing.assert_close(heatmap_spread(peaked, centres), torch.zeros(1, 2), atol=1e-6, rtol=0)
+    # a flat map: the variance of M evenly spaced centres, h^2 (M^2 - 1) / 12 per axis, summed over x, y, z
+    step = 2 * half / grid
+    flat = heatmap_spread(torch.zeros(1, 1, grid**3), centres)
+    torch.testing.assert_close(flat, torch.tensor([[3 * step**2 * (grid**2 - 1) / 12]]))
+
+
 def test_voxel_centres_fill_the_cube_symmetrically():
     centres = voxel_centres(4, 0.6)
     assert centres.shape == (64, 3)

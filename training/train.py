@@ -36,16 +36,18 @@ from backend.errors import KeyDiffError
 from backend.keypoints.backbones import build_cnn_backbone
 from backend.keypoints.inference import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 from backend.keypoints.network import KeypointNet
-from backend.keypoints.volume import pixels_to_grid, project_points, render_gaussian_heatmaps
+from backend.keypoints.volume import heatmap_spread, pixels_to_grid, project_points, render_gaussian_heatmaps
 from training.augment import random_affine
 from training.config import TrainConfig, load_config
 from training.data import ViewsSplit, cached_features, images_to_tensor, load_views, split_path
 from training.edges import render_edge_maps
-from training.losses import LossTerms, PerceptualLoss, keydiff_loss, mask_loss
+from training.losses import (LossTerms, LossWeights, PerceptualLoss, concentration_loss, keydiff_loss, mask_loss,
+                             separation_loss, silhouette_distance_maps, silhouette_loss)
 from training.recon import ReconstructionUNet
 from training.schedule import SCHEDULES, lr_factor
 
-CSV_FIELDS = ["step", "loss", "perceptual", "mask", "lr", "steps_per_s", "elapsed_s"]
+LOSS_TERMS = ("loss", "perceptual", "mask", "concentration", "separation", "silhouette")
+CSV_FIELDS = ["step", *LOSS_TERMS, "lr", "steps_per_s", "elapsed_s"]
 
 
 @dataclass
@@ -54,6 +56,7 @@ class Batch:
     images: torch.Tensor  # [B, V, 3, S, S] in [0, 1]
     masks: torch.Tensor  # [B, V, 1, S, S] in {0, 1}
     projections: torch.Tensor  # [B, V, 3, 4]
+    distances: torch.Tensor | None = None  # [B, V, 1, S, S] distance to the silhouette (silhouette prior only)
 
 
 class TrainingModel(nn.Module):
@@ -73,8 +76,8 @@ class TrainingModel(nn.Module):
         count, views = batch.projections.shape[:2]
         targets = torch.randint(views, (count, settings.targets_per_sample), generator=generator)  # [B, T]
         rows = torch.arange(count).unsqueeze(1).expand_as(targets)  # [B, T]
-        uv, _ = project_points(output.keypoints, batch.projections)  # [B, V, K, 2] pixels
-        uv = uv[rows, targets].flatten(0, 1)  # [B*T, K, 2]
+        all_uv, _ = project_points(output.keypoints, batch.projections)  # [B, V, K, 2] pixels
+        uv = all_uv[rows, targets].flatten(0, 1)  # [B*T, K, 2]
         size = settings.render_size
         edges = render_edge_maps(pixels_to_grid(uv, image_size), output.adjacency, size, settings.edge_sigma)  # [B*T, 1, S, S]
         heatmaps = render_gaussian_heatmaps(uv, (size, size), image_size, settings.heatmap_sigma) if settings.use_heatmaps else None
@@ -84,8 +87,18 @@ class TrainingModel(nn.Module):
                                    settings.affine_translation)  # [B, 3, S, S]
         appearance = appearance.repeat_interleave(settings.targets_per_sample, dim=0)
         reconstruction = self.recon(appearance, edges, heatmaps)
-        return keydiff_loss(perceptual(reconstruction, target_images), mask_loss(edges, target_masks),
-                            settings.perceptual_weight, settings.mask_weight)
+        weights = loss_weights(self.config)
+        concentration = concentration_loss(heatmap_spread(output.heatmaps.flatten(2), self.net.centres)) if weights.concentration else None
+        separation = separation_loss(output.keypoints, settings.separation_sigma) if weights.separation else None
+        silhouette = silhouette_loss(pixels_to_grid(all_uv, image_size), batch.distances) if weights.silhouette else None
+        return keydiff_loss(perceptual(reconstruction, target_images), mask_loss(edges, target_masks), concentration,
+                            separation, silhouette, weights)
+
+
+def loss_weights(config: TrainConfig) -> LossWeights:
+    settings = config.train
+    return LossWeights(settings.perceptual_weight, settings.mask_weight, settings.concentration_weight,
+                       settings.separation_weight, settings.silhouette_weight)
 
 
 def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -177,7 +190,7 @@ class RunLog:
         with open(self.path, "a", newline="") as stream:
             csv.DictWriter(stream, fieldnames=CSV_FIELDS).writerow(row)
         if self.writer is not None:
-            for key in ("loss", "perceptual", "mask", "lr", "steps_per_s"):
+            for key in (*LOSS_TERMS, "lr", "steps_per_s"):
                 self.writer.add_scalar(f"train/{key}", row[key], row["step"])
 
     def close(self) -> None:
@@ -231,6 +244,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     images = _resize(images_to_tensor(split.images), settings.render_size)  # [N, V, 3, S, S]
     masks = _resize(torch.from_numpy(split.masks).float().unsqueeze(2), settings.render_size)  # [N, V, 1, S, S]
     projections = torch.from_numpy(split.projections).float()
+    distances = silhouette_distance_maps(masks) if settings.silhouette_weight else None  # [N, V, 1, S, S]
 
     torch.manual_seed(settings.seed)  # same initial weights on every rank
     model = TrainingModel(config)
@@ -269,18 +283,19 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
             group["lr"] = base * factor
         generator = _step_generator(settings.seed, step, rank)
         index = torch.randint(len(split), (settings.batch_size,), generator=generator)
-        batch = Batch([layer[index].float() for layer in layers], images[index], masks[index], projections[index])
+        batch = Batch([layer[index].float() for layer in layers], images[index], masks[index], projections[index],
+                      None if distances is None else distances[index])
         terms = ddp(batch, split.image_size, generator, perceptual)
         optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
         optimizer.step()
-        values = torch.stack([terms.total, terms.perceptual, terms.mask]).detach()
+        values = torch.stack([getattr(terms, "total" if name == "loss" else name) for name in LOSS_TERMS]).detach()
         if world > 1:
             dist.all_reduce(values)
             values /= world
         if rank == 0:
             elapsed = time.perf_counter() - began
-            row = {"step": step, "loss": float(values[0]), "perceptual": float(values[1]), "mask": float(values[2]),
+            row = {"step": step, **{name: float(value) for name, value in zip(LOSS_TERMS, values)},
                    "lr": settings.lr * factor, "steps_per_s": (step - start) / max(elapsed, 1e-9), "elapsed_s": elapsed}
             rows.append(row)
             if step % settings.log_every == 0 or step == end:

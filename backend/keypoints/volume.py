@@ -85,6 +85,18 @@ def soft_argmax(heatmaps: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     return probabilities @ centres
 
 
+def heatmap_spread(heatmaps: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """Spatial variance (summed over x, y, z) of each softmax heatmap around its soft-argmax.  [B, K]
+
+    A keypoint whose heatmap is flat over the cube has a spread of 3 (2s)^2 / 12 and a soft-argmax stuck
+    at the cube's centre whatever the input: a dead keypoint. heatmaps: [B, K, N] logits; centres: [N, 3].
+    """
+    probabilities = torch.softmax(heatmaps, dim=-1)  # [B, K, N]
+    mean = probabilities @ centres  # [B, K, 3]
+    second = probabilities @ (centres * centres)  # [B, K, 3]
+    return (second - mean * mean).clamp(min=0.0).sum(-1)
+
+
 def render_gaussian_heatmaps(uv: torch.Tensor, size: tuple[int, int], image_size: tuple[int, int], sigma: float) -> torch.Tensor:
     """Isotropic 2D Gaussians at projected keypoints, drawn on an h x w map covering the camera image.
 
