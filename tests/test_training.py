@@ -176,6 +176,36 @@ def test_thirty_steps_on_a_tiny_synthetic_set_lower_the_loss(toy_data, tmp_path)
 
 
 @needs_weights
+def test_the_keypoint_priors_sharpen_the_heatmaps_and_are_logged(toy_data, tmp_path):
+    from backend.keypoints import load_keypoint_model
+    from backend.keypoints.volume import heatmap_spread
+    from training.config import TrainConfig
+    from training.data import load_views
+    from training.train import train
+
+    def final_spread(out: Path) -> float:
+        from training.data import images_to_tensor
+
+        model = load_keypoint_model(out / "model.pt")
+        split = load_views(toy_data / "test.npz")
+        with torch.no_grad():
+            layers = model.backbone()(images_to_tensor(split.images))
+            output = model.net(layers, torch.from_numpy(split.projections).float(), split.image_size)
+        return float(heatmap_spread(output.heatmaps.flatten(2), model.net.centres).mean())
+
+    plain = tmp_path / "plain"
+    train(TrainConfig.from_dict(tiny_config_dict(toy_data, plain, steps=30, lr=3e-3)), progress=False)
+    with_priors = tmp_path / "priors"
+    rows = train(TrainConfig.from_dict(tiny_config_dict(toy_data, with_priors, steps=30, lr=3e-3, concentration_weight=5.0,
+                                                        separation_weight=1.0, silhouette_weight=1.0)), progress=False)
+    assert final_spread(with_priors) < 0.5 * final_spread(plain)
+    assert rows[-1]["concentration"] < rows[0]["concentration"] and rows[0]["separation"] > 0 and rows[0]["silhouette"] >= 0
+    with open(with_priors / "log.csv", newline="") as stream:
+        header = next(csv.reader(stream))
+    assert {"concentration", "separation", "silhouette"} <= set(header)
+
+
+@needs_weights
 def test_resume_after_a_kill_reproduces_the_next_loss(toy_data, tmp_path):
     from training.config import TrainConfig
     from training.train import train
