@@ -68,6 +68,18 @@ def test_heatmap_spread_is_zero_for_a_peak_and_the_cube_variance_for_a_flat_map(
     torch.testing.assert_close(flat, torch.tensor([[3 * step**2 * (grid**2 - 1) / 12]]))
 
 
+def test_keypoint_geometry_stays_float32_inside_a_bfloat16_autocast():
+    config = tiny_config()
+    layers, projections = tiny_inputs(config)
+    points = torch.rand(2, 5, 3) - 0.5
+    exact, _ = project_points(points, projections)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed, _ = project_points(points, projections)
+        output = KeypointNet(config)(layers, projections, (32, 32))
+    assert mixed.dtype == torch.float32 and torch.equal(mixed, exact)
+    assert output.keypoints.dtype == torch.float32 and output.view_maps.dtype == torch.bfloat16  # convs did run in bf16
+
+
 def test_voxel_centres_fill_the_cube_symmetrically():
     centres = voxel_centres(4, 0.6)
     assert centres.shape == (64, 3)

@@ -158,11 +158,12 @@ def read_losses(log: Path) -> dict[int, float]:
 
 
 @needs_weights
-def test_thirty_steps_on_a_tiny_synthetic_set_lower_the_loss(toy_data, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_thirty_steps_on_a_tiny_synthetic_set_lower_the_loss(toy_data, tmp_path, precision):
     from training.config import TrainConfig
     from training.train import train
 
-    config = TrainConfig.from_dict(tiny_config_dict(toy_data, tmp_path / "run"))
+    config = TrainConfig.from_dict(tiny_config_dict(toy_data, tmp_path / "run", precision=precision))
     rows = train(config, progress=False)
     losses = [row["loss"] for row in rows]
     assert len(losses) == 30 and all(np.isfinite(losses))

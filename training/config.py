@@ -13,6 +13,7 @@ from backend.errors import KeyDiffError
 from backend.keypoints.network import KeypointNetConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -52,6 +53,7 @@ class TrainSettings:
     affine_scale: list[float] = field(default_factory=lambda: [0.9, 1.1])
     affine_translation: float = 0.1
     seed: int = 0
+    precision: str = "fp32"  # "bf16": convolutions under bfloat16 autocast (geometry stays float32); ~1.5x on CPUs with AVX512-BF16
     num_threads: int = 2
     log_every: int = 10
     checkpoint_every: int = 200
@@ -66,6 +68,8 @@ class TrainSettings:
             raise KeyDiffError("invalid_argument", f"train.lr_schedule must be one of {list(SCHEDULES)}, got {self.lr_schedule!r}")
         if not 0.0 <= self.lr_final_ratio <= 1.0 or self.warmup_steps < 0 or self.decay_start < 0:
             raise KeyDiffError("invalid_argument", "train.lr_final_ratio must be in [0, 1] and warmup_steps, decay_start >= 0")
+        if self.precision not in PRECISIONS:
+            raise KeyDiffError("invalid_argument", f"train.precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         if min(self.concentration_weight, self.separation_weight, self.silhouette_weight) < 0 or self.separation_sigma <= 0:
             raise KeyDiffError("invalid_argument", "train.concentration_weight, separation_weight and silhouette_weight "
                                "must be >= 0, separation_sigma > 0")

@@ -36,7 +36,7 @@ class PerceptualLoss(nn.Module):
         loss = prediction.new_zeros(())
         for layer in self.features(both):
             predicted, wanted = layer.chunk(2, dim=0)
-            loss = loss + (predicted - wanted.detach()).abs().mean()
+            loss = loss + (predicted.float() - wanted.detach().float()).abs().mean()  # float32 sum under autocast
         return loss
 
 

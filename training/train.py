@@ -13,6 +13,7 @@ states, so a run killed at any point resumes from its last checkpoint and produc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -99,6 +100,13 @@ def loss_weights(config: TrainConfig) -> LossWeights:
     settings = config.train
     return LossWeights(settings.perceptual_weight, settings.mask_weight, settings.concentration_weight,
                        settings.separation_weight, settings.silhouette_weight)
+
+
+def autocast(precision: str, device: torch.device):
+    """bfloat16 autocast for the convolutions when asked; backend.keypoints.volume keeps the geometry in float32."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -285,11 +293,12 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
         index = torch.randint(len(split), (settings.batch_size,), generator=generator)
         batch = Batch([layer[index].float() for layer in layers], images[index], masks[index], projections[index],
                       None if distances is None else distances[index])
-        terms = ddp(batch, split.image_size, generator, perceptual)
+        with autocast(settings.precision, projections.device):
+            terms = ddp(batch, split.image_size, generator, perceptual)
         optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
         optimizer.step()
-        values = torch.stack([getattr(terms, "total" if name == "loss" else name) for name in LOSS_TERMS]).detach()
+        values = torch.stack([getattr(terms, "total" if name == "loss" else name).float() for name in LOSS_TERMS]).detach()
         if world > 1:
             dist.all_reduce(values)
             values /= world
