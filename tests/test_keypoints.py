@@ -80,6 +80,22 @@ def test_keypoint_geometry_stays_float32_inside_a_bfloat16_autocast():
     assert output.keypoints.dtype == torch.float32 and output.view_maps.dtype == torch.bfloat16  # convs did run in bf16
 
 
+def test_the_3d_network_sees_each_voxels_canonical_position_when_asked():
+    from backend.keypoints.v2v import V2VNet, _coordinate_grid
+
+    grid = _coordinate_grid(torch.zeros(2, 5, 8, 8, 8))
+    assert grid.shape == (2, 3, 8, 8, 8)
+    torch.testing.assert_close(grid[0].reshape(3, -1).T * 0.6, voxel_centres(8, 0.6))  # the voxel centres over s
+    # without coordinates a blob gives the same response wherever it is; with them, the place matters
+    torch.manual_seed(0)
+    plain, placed = V2VNet(2, 4).eval(), V2VNet(2, 4, coordinates=True).eval()
+    left, right = torch.zeros(1, 2, 32, 32, 32), torch.zeros(1, 2, 32, 32, 32)  # shifted by 4 voxels: same pooling phase
+    left[..., 12, 16, 16] = right[..., 16, 16, 16] = 1.0
+    with torch.no_grad():
+        assert torch.allclose(plain(left)[..., 12, 16, 16], plain(right)[..., 16, 16, 16], atol=5e-3)
+        assert not torch.allclose(placed(left)[..., 12, 16, 16], placed(right)[..., 16, 16, 16], atol=2e-2)
+
+
 def test_voxel_centres_fill_the_cube_symmetrically():
     centres = voxel_centres(4, 0.6)
     assert centres.shape == (64, 3)

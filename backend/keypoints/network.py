@@ -33,6 +33,7 @@ class KeypointNetConfig:
     feature_channels: int = 64  # C of the aggregated hyperfeatures
     feature_resolution: int = 32  # common resolution of the aggregated maps
     v2v_base_channels: int = 16
+    volume_coordinates: bool = False  # CoordConv: voxel positions enter the 3D network (tells left from right)
     adjacency_init: float = -4.0  # softplus(-4) ~ 0.018: edges start almost off (AutoLink)
 
     def __post_init__(self) -> None:
@@ -83,7 +84,7 @@ class KeypointNet(nn.Module):
         c = self.config
         self.aggregator = HyperfeatureAggregator(tuple(c.layer_channels), c.feature_channels, c.feature_resolution)
         self.head = KeypointHead(c.feature_channels, c.num_keypoints)
-        self.volume_net = V2VNet(c.num_keypoints, c.v2v_base_channels)
+        self.volume_net = V2VNet(c.num_keypoints, c.v2v_base_channels, c.volume_coordinates)
         # Raw edge logits A; only the upper triangle is used, so the graph is symmetric by construction.
         self.edge_logits = nn.Parameter(c.adjacency_init + 0.1 * torch.randn(c.num_keypoints, c.num_keypoints))
         self.register_buffer("centres", voxel_centres(c.grid_size, c.cube_half_size), persistent=False)  # [M^3, 3]

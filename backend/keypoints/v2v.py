@@ -48,16 +48,31 @@ class _Up(nn.Module):
         return self.up(x) + skip
 
 
+def _coordinate_grid(volume: torch.Tensor) -> torch.Tensor:
+    """[B, 3, M, M, M] voxel-centre coordinates in [-1, 1], in the (x, y, z) 'ij' layout of voxel_centres."""
+    m = volume.shape[-1]
+    axis = (torch.arange(m, device=volume.device, dtype=volume.dtype) + 0.5) * (2.0 / m) - 1.0
+    grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"))  # [3, M, M, M]
+    return grid.unsqueeze(0).expand(volume.shape[0], -1, -1, -1, -1)
+
+
 class V2VNet(nn.Module):
     """[B, K, M, M, M] volume -> [B, K, M, M, M] heatmap logits (M divisible by 4).
 
     The input volume is added to the output, so before training the heatmaps already peak where the
     per-view maps agree; the 3D network learns a correction on top.
+
+    With `coordinates`, the voxel's own position (x, y, z in [-1, 1]) enters the first convolution
+    (CoordConv). Convolutions alone cannot tell a left foot from a right foot that look alike: a side view
+    sees both in the same place, the softmax over views lights both up in every keypoint's volume, and a
+    keypoint ends up following "the front foot" in one pose and "the back foot" in the next. Knowing where
+    a voxel is in the canonical frame (the input view looks from -Y) lets the network pick one side.
     """
 
-    def __init__(self, channels: int, base: int = 16) -> None:
+    def __init__(self, channels: int, base: int = 16, coordinates: bool = False) -> None:
         super().__init__()
-        self.front = _conv_norm_relu(channels, base)
+        self.coordinates = coordinates
+        self.front = _conv_norm_relu(channels + (3 if coordinates else 0), base)
         self.down1 = nn.Sequential(nn.MaxPool3d(2), Residual3d(base, 2 * base))
         self.down2 = nn.Sequential(nn.MaxPool3d(2), Residual3d(2 * base, 4 * base), Residual3d(4 * base, 4 * base))
         self.up2 = _Up(4 * base, 2 * base)
@@ -67,7 +82,8 @@ class V2VNet(nn.Module):
         self.out = nn.Conv3d(base, channels, 1)
 
     def forward(self, volume: torch.Tensor) -> torch.Tensor:
-        full = self.front(volume)  # [B, base, M, M, M]
+        inputs = torch.cat([volume, _coordinate_grid(volume)], dim=1) if self.coordinates else volume
+        full = self.front(inputs)  # [B, base, M, M, M]
         half = self.down1(full)  # [B, 2base, M/2, ...]
         quarter = self.down2(half)  # [B, 4base, M/4, ...]
         half = self.mid(self.up2(quarter, half))
