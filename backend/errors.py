@@ -16,6 +16,7 @@ ERROR_CODES: dict[str, str] = {
     "output_not_writable": "the output folder cannot be created or written",
     "missing_weights": "model weights or a checkpoint are not where they were expected",
     "missing_dependency": "an optional package or tool the chosen option needs is not installed",
+    "training_diverged": "training produced non-finite gradients step after step; the weights were not updated",
     "cancelled": "the job was stopped by the user",
     "internal": "a bug: please report it with the log",
 }

@@ -19,7 +19,7 @@ MESSAGE_TYPES = ("hello", "progress", "result", "error")
 # backend/errors.py's stable codes; a newer backend may add codes, which are then shown as they come
 KNOWN_ERROR_CODES = (
     "invalid_argument", "invalid_keypoints", "invalid_rig", "invalid_mesh", "invalid_image", "unreadable_file",
-    "output_not_writable", "missing_weights", "missing_dependency", "cancelled", "internal",
+    "output_not_writable", "missing_weights", "missing_dependency", "training_diverged", "cancelled", "internal",
 )
 MAX_LINE_CHARS = 64_000      # a real message is < 1 kB; longer lines are noise or hostile
 MAX_TEXT_CHARS = 2_000       # stage names and messages are cut to this for the UI

@@ -176,6 +176,51 @@ def test_thirty_steps_on_a_tiny_synthetic_set_lower_the_loss(toy_data, tmp_path,
     assert sorted(read_losses(tmp_path / "run" / "log.csv")) == list(range(1, 31))
 
 
+def _poison_steps(monkeypatch, poisoned) -> None:
+    """Make the loss of the given (1-based) steps NaN, as a diverging run or a broken kernel would."""
+    import dataclasses
+
+    from training.train import TrainingModel
+
+    forward = TrainingModel.forward
+    calls = {"step": 0}
+
+    def poisoned_forward(self, *args, **kwargs):
+        calls["step"] += 1
+        terms = forward(self, *args, **kwargs)
+        return dataclasses.replace(terms, total=terms.total * float("nan")) if poisoned(calls["step"]) else terms
+
+    monkeypatch.setattr(TrainingModel, "forward", poisoned_forward)
+
+
+@needs_weights
+def test_a_non_finite_step_is_skipped_and_the_weights_stay_finite(toy_data, tmp_path, monkeypatch):
+    from backend.keypoints import load_keypoint_model
+    from training.config import TrainConfig
+    from training.train import train
+
+    _poison_steps(monkeypatch, lambda step: step == 3)
+    config = TrainConfig.from_dict(tiny_config_dict(toy_data, tmp_path / "run", steps=8))
+    rows = train(config, progress=False)
+    assert [row["skipped_steps"] for row in rows] == [0, 0, 1, 1, 1, 1, 1, 1]
+    assert np.isnan(rows[2]["loss"]) and all(np.isfinite(row["loss"]) for row in rows[3:])
+    model = load_keypoint_model(tmp_path / "run" / "model.pt")
+    assert all(torch.isfinite(p).all() for p in model.net.parameters())
+
+
+@needs_weights
+def test_a_run_that_keeps_giving_non_finite_gradients_stops_with_a_clear_error(toy_data, tmp_path, monkeypatch):
+    from training.config import TrainConfig
+    from training.train import MAX_CONSECUTIVE_SKIPS, train
+
+    _poison_steps(monkeypatch, lambda step: step > 2)
+    config = TrainConfig.from_dict(tiny_config_dict(toy_data, tmp_path / "run", steps=MAX_CONSECUTIVE_SKIPS + 5))
+    with pytest.raises(KeyDiffError) as info:
+        train(config, progress=False)
+    assert info.value.code == "training_diverged" and f"up to step {MAX_CONSECUTIVE_SKIPS + 2}" in info.value.message
+    assert not (tmp_path / "run" / "model.pt").exists()
+
+
 @needs_weights
 def test_the_keypoint_priors_sharpen_the_heatmaps_and_are_logged(toy_data, tmp_path):
     from backend.keypoints import load_keypoint_model

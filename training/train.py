@@ -48,7 +48,8 @@ from training.recon import ReconstructionUNet
 from training.schedule import SCHEDULES, lr_factor
 
 LOSS_TERMS = ("loss", "perceptual", "mask", "concentration", "separation", "silhouette")
-CSV_FIELDS = ["step", *LOSS_TERMS, "lr", "steps_per_s", "elapsed_s"]
+CSV_FIELDS = ["step", *LOSS_TERMS, "lr", "skipped_steps", "steps_per_s", "elapsed_s"]
+MAX_CONSECUTIVE_SKIPS = 25  # this many non-finite steps in a row means the run has diverged, not hit a glitch
 
 
 @dataclass
@@ -100,6 +101,25 @@ def loss_weights(config: TrainConfig) -> LossWeights:
     settings = config.train
     return LossWeights(settings.perceptual_weight, settings.mask_weight, settings.concentration_weight,
                        settings.separation_weight, settings.silhouette_weight)
+
+
+def gradients_are_finite(model: nn.Module) -> bool:
+    """False when any gradient holds a NaN or an infinity: that step is skipped instead of poisoning the weights.
+
+    A non-finite gradient can come from a diverging run, but also from a library glitch: PyTorch 2.13's oneDNN
+    bfloat16 backward of a 3x3x3 convolution over a 2x2x2 volume now and then returns NaN weight gradients.
+    """
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    return bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()) if grads else True
+
+
+def _training_state(model: TrainingModel, optimizer: torch.optim.Optimizer, config: TrainConfig, step: int,
+                    skipped: int) -> dict:
+    """Everything a resumed run needs to take the same next step: weights, optimizer moments, RNG streams."""
+    payload = model_payload(model.net, config, step)
+    payload.update(recon=model.recon.state_dict(), optimizer=optimizer.state_dict(), rng=_rng_state(),
+                   skipped_steps=skipped)
+    return payload
 
 
 def autocast(precision: str, device: torch.device):
@@ -258,7 +278,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     model = TrainingModel(config)
     optimizer = build_optimizer(model, config)
     perceptual = PerceptualLoss(input_size=settings.perceptual_size)
-    start = 0
+    start = skipped = consecutive_skips = 0
     last = out_dir / "last.pt"
     if resume and last.is_file():
         state = torch.load(last, map_location="cpu", weights_only=True)
@@ -270,6 +290,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
             group["lr"] = lr
         _set_rng_state(state["rng"])
         start = int(state["step"])
+        skipped = int(state.get("skipped_steps", 0))
     ddp = DistributedDataParallel(model) if world > 1 else model
     if rank == 0:
         (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
@@ -297,7 +318,15 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
             terms = ddp(batch, split.image_size, generator, perceptual)
         optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
-        optimizer.step()
+        if gradients_are_finite(model):
+            optimizer.step()
+            consecutive_skips = 0
+        else:  # DDP averaged the gradients, so every rank takes the same branch
+            skipped += 1
+            consecutive_skips += 1
+            if consecutive_skips >= MAX_CONSECUTIVE_SKIPS:
+                raise KeyDiffError("training_diverged", f"{consecutive_skips} steps in a row up to step {step} gave "
+                                   "non-finite gradients; lower train.lr or use train.precision fp32")
         values = torch.stack([getattr(terms, "total" if name == "loss" else name).float() for name in LOSS_TERMS]).detach()
         if world > 1:
             dist.all_reduce(values)
@@ -305,7 +334,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
         if rank == 0:
             elapsed = time.perf_counter() - began
             row = {"step": step, **{name: float(value) for name, value in zip(LOSS_TERMS, values)},
-                   "lr": settings.lr * factor, "steps_per_s": (step - start) / max(elapsed, 1e-9), "elapsed_s": elapsed}
+                   "lr": settings.lr * factor, "skipped_steps": skipped, "steps_per_s": (step - start) / max(elapsed, 1e-9), "elapsed_s": elapsed}
             rows.append(row)
             if step % settings.log_every == 0 or step == end:
                 log.write(row)
@@ -313,9 +342,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
                 bar.update(1)
                 bar.set_postfix(loss=f"{row['loss']:.4f}")
             if step % settings.checkpoint_every == 0 or step == end:
-                payload = model_payload(model.net, config, step)
-                payload.update(recon=model.recon.state_dict(), optimizer=optimizer.state_dict(), rng=_rng_state())
-                atomic_torch_save(payload, last)
+                atomic_torch_save(_training_state(model, optimizer, config, step, skipped), last)
         if world > 1 and step % settings.checkpoint_every == 0:
             dist.barrier()
         out_of_time = torch.tensor(float(settings.max_minutes > 0 and time.perf_counter() - began > 60.0 * settings.max_minutes))
@@ -323,9 +350,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
             dist.all_reduce(out_of_time)  # rank 0's clock decides for everyone
         if out_of_time.item() > 0 and step < end:
             if rank == 0:
-                payload = model_payload(model.net, config, step)
-                payload.update(recon=model.recon.state_dict(), optimizer=optimizer.state_dict(), rng=_rng_state())
-                atomic_torch_save(payload, last)
+                atomic_torch_save(_training_state(model, optimizer, config, step, skipped), last)
             end = step
             break
     if rank == 0:
