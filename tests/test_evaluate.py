@@ -120,6 +120,11 @@ def test_evaluate_command_writes_json_and_table_for_trained_untrained_and_mean_p
         for regressor in ("linear", "mlp"):
             assert {"mpjpe", "n_mpjpe", "p_mpjpe"} <= set(results["toy"][model][regressor])
     assert "| toy | trained | mlp |" in (tmp_path / "r.md").read_text()
+    # the MLP scores are means over the default five seeds, with the seeds' spread beside them
+    mlp = results["toy"]["trained"]["mlp"]
+    assert mlp["seeds"] == 5 and len(mlp["p_mpjpe_per_seed"]) == 5
+    assert mlp["p_mpjpe"] == pytest.approx(np.mean(mlp["p_mpjpe_per_seed"]), abs=0.01)
+    assert mlp["p_mpjpe_seed_std"] == pytest.approx(np.std(mlp["p_mpjpe_per_seed"]), abs=0.01)
     # an untrained network's heatmaps are flat: every keypoint is reported dead, with one std per keypoint
     activity = results["toy"]["keypoint_activity"]["untrained"]
     assert activity["dead_keypoints"] == 4 and len(activity["heatmap_std"]) == len(activity["motion_std"]) == 4

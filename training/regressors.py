@@ -2,7 +2,7 @@
 
 - linear: least squares without bias, Y = X W (X = flattened keypoints);
 - mlp: two hidden layers of 50 ReLU units, full-batch L-BFGS with a small L2 penalty on standardised
-  inputs/outputs, fixed seed.
+  inputs/outputs; the seed picks the initial weights (training/evaluate.py averages several).
 Both take [N, K, 3] and return [N, J, 3].
 """
 
@@ -62,5 +62,3 @@ class MlpRegressor:
         y = self.net(torch.from_numpy((x - self.x_mean) / self.x_std)).numpy() * self.y_std + self.y_mean
         return y.reshape(len(keypoints), self.joint_count, 3)
 
-
-REGRESSORS = {"linear": LinearRegressor, "mlp": MlpRegressor}
