@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from backend.keypoints.layers import _groups
+from backend.keypoints.volume import voxel_centres
 
 
 def _conv_norm_relu(in_ch: int, out_ch: int, kernel: int = 3) -> nn.Sequential:
@@ -49,10 +50,9 @@ class _Up(nn.Module):
 
 
 def _coordinate_grid(volume: torch.Tensor) -> torch.Tensor:
-    """[B, 3, M, M, M] voxel-centre coordinates in [-1, 1], in the (x, y, z) 'ij' layout of voxel_centres."""
+    """[B, 3, M, M, M] voxel-centre coordinates in [-1, 1]: voxel_centres of the unit cube, as channels."""
     m = volume.shape[-1]
-    axis = (torch.arange(m, device=volume.device, dtype=volume.dtype) + 0.5) * (2.0 / m) - 1.0
-    grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"))  # [3, M, M, M]
+    grid = voxel_centres(m, 1.0, volume.device).to(volume.dtype).T.reshape(3, m, m, m)
     return grid.unsqueeze(0).expand(volume.shape[0], -1, -1, -1, -1)
 
 
