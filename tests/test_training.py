@@ -314,6 +314,44 @@ def test_a_resumed_run_takes_its_learning_rate_from_the_config_and_keeps_the_mom
     assert after["state"][0]["step"] == before["state"][0]["step"] + 1      # Adam's moments carried on, not restarted
 
 
+@needs_weights
+def test_with_ema_the_shipped_weights_are_the_exponential_average_and_resume_keeps_it(toy_data, tmp_path):
+    from training.config import TrainConfig
+    from training.train import train
+
+    def run(out: Path, steps: int, resume: bool = False, stop_after: int | None = None) -> None:
+        config = TrainConfig.from_dict(tiny_config_dict(toy_data, out, steps=steps, checkpoint_every=1, ema_decay=0.8))
+        train(config, resume=resume, stop_after=stop_after, progress=False)
+
+    def weights(path: Path, key: str = "model") -> dict[str, torch.Tensor]:
+        return torch.load(path, map_location="cpu", weights_only=True)[key]
+
+    run(tmp_path / "one", steps=1)
+    run(tmp_path / "two", steps=2)
+    first, second = weights(tmp_path / "one" / "last.pt"), weights(tmp_path / "two" / "last.pt")
+    shipped = weights(tmp_path / "two" / "model.pt")
+    # the first update copies the weights, the second blends: 0.8 * w1 + 0.2 * w2; last.pt keeps the raw w2
+    for name, value in shipped.items():
+        torch.testing.assert_close(value, 0.8 * first[name] + 0.2 * second[name], rtol=1e-5, atol=1e-6)
+    assert any(not torch.equal(shipped[name], second[name]) for name in shipped)
+    # a run stopped after step 2 and resumed to step 4 ships the same average as one run straight to step 4
+    run(tmp_path / "straight", steps=4)
+    run(tmp_path / "resumed", steps=4, stop_after=2)
+    assert not (tmp_path / "resumed" / "model.pt").exists()
+    run(tmp_path / "resumed", steps=4, resume=True)
+    straight, resumed = weights(tmp_path / "straight" / "model.pt"), weights(tmp_path / "resumed" / "model.pt")
+    for name, value in straight.items():
+        torch.testing.assert_close(resumed[name], value, rtol=1e-5, atol=1e-6)
+
+
+def test_an_ema_decay_outside_zero_to_one_is_refused():
+    from training.config import TrainConfig
+
+    with pytest.raises(KeyDiffError) as info:
+        TrainConfig.from_dict({"train": {"ema_decay": 1.0}})
+    assert info.value.code == "invalid_argument" and "ema_decay" in info.value.message
+
+
 def test_the_cosine_schedule_warms_up_holds_then_anneals_to_its_floor():
     from training.schedule import lr_factor
 

@@ -36,6 +36,7 @@ class TrainSettings:
     recon_lr: float = 1e-3  # reconstruction network
     adjacency_lr_mult: float = 512.0  # edge logits learn this much faster (AutoLink/BKinD x512)
     weight_decay: float = 1e-3
+    ema_decay: float = 0.0  # > 0: model.pt holds an exponential moving average of the keypoint network's weights
     edge_sigma: float = 0.05  # Gaussian line width in [-1, 1] image units (not given by the paper)
     render_size: int = 64  # S of edge maps and reconstructions
     targets_per_sample: int = 1  # T target views reconstructed per sample
@@ -70,6 +71,8 @@ class TrainSettings:
             raise KeyDiffError("invalid_argument", "train.lr_final_ratio must be in [0, 1] and warmup_steps, decay_start >= 0")
         if self.precision not in PRECISIONS:
             raise KeyDiffError("invalid_argument", f"train.precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise KeyDiffError("invalid_argument", f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
         if min(self.concentration_weight, self.separation_weight, self.silhouette_weight) < 0 or self.separation_sigma <= 0:
             raise KeyDiffError("invalid_argument", "train.concentration_weight, separation_weight and silhouette_weight "
                                "must be >= 0, separation_sigma > 0")
