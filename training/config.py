@@ -71,6 +71,8 @@ class TrainSettings:
             raise KeyDiffError("invalid_argument", "train.lr_final_ratio must be in [0, 1] and warmup_steps, decay_start >= 0")
         if self.precision not in PRECISIONS:
             raise KeyDiffError("invalid_argument", f"train.precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
+        if not self.lr > 0 or self.max_minutes < 0:
+            raise KeyDiffError("invalid_argument", f"train.lr must be > 0 and train.max_minutes >= 0, got {self.lr} and {self.max_minutes}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise KeyDiffError("invalid_argument", f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
         if min(self.concentration_weight, self.separation_weight, self.silhouette_weight) < 0 or self.separation_sigma <= 0:

@@ -325,6 +325,10 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
         from tqdm import tqdm
 
         bar = tqdm(total=settings.steps, initial=start, desc="train", unit="step", dynamic_ncols=True)
+
+    def save_last(step: int) -> None:
+        atomic_torch_save(_training_state(model, optimizer, config, step, skipped, ema), last)
+
     began = time.perf_counter()
     model.train()
     base_lrs = [group["lr"] for group in optimizer.param_groups]
@@ -367,7 +371,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
                 bar.update(1)
                 bar.set_postfix(loss=f"{row['loss']:.4f}")
             if step % settings.checkpoint_every == 0 or step == end:
-                atomic_torch_save(_training_state(model, optimizer, config, step, skipped, ema), last)
+                save_last(step)
         if world > 1 and step % settings.checkpoint_every == 0:
             dist.barrier()
         out_of_time = torch.tensor(float(settings.max_minutes > 0 and time.perf_counter() - began > 60.0 * settings.max_minutes))
@@ -375,7 +379,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
             dist.all_reduce(out_of_time)  # rank 0's clock decides for everyone
         if out_of_time.item() > 0 and step < end:
             if rank == 0:
-                atomic_torch_save(_training_state(model, optimizer, config, step, skipped, ema), last)
+                save_last(step)
             end = step
             break
     if rank == 0:
@@ -419,17 +423,9 @@ def main(argv: list[str] | None = None) -> int:
             config.data.path = args.data
         if args.steps:
             config.train.steps = args.steps
-        if args.lr is not None:
-            if not args.lr > 0:
-                raise KeyDiffError("invalid_argument", f"--lr must be > 0, got {args.lr}")
-            config.train.lr = args.lr
-        overrides = {name: getattr(args, name) for name in ("lr_schedule", "warmup_steps", "decay_start", "ema_decay")
-                     if getattr(args, name) is not None}
+        overrides = {name: getattr(args, name) for name in ("lr", "lr_schedule", "warmup_steps", "decay_start", "ema_decay",
+                                                            "max_minutes") if getattr(args, name) is not None}
         config.train = replace(config.train, **overrides)  # a new TrainSettings validates the overrides
-        if args.max_minutes is not None:
-            if args.max_minutes < 0:
-                raise KeyDiffError("invalid_argument", f"--max-minutes must be >= 0, got {args.max_minutes}")
-            config.train.max_minutes = args.max_minutes
         train(config, resume=args.resume, progress=not args.no_progress)
     except KeyDiffError as error:
         print(f"error: {error}", file=sys.stderr)
