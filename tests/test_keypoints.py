@@ -126,6 +126,28 @@ def test_point_seen_in_all_views_gives_its_volume_maximum_at_its_voxel():
     np.testing.assert_allclose(uv[0, 0, 0].numpy(), expected[0], atol=1e-3)
 
 
+def test_a_turned_grid_samples_the_world_where_its_voxels_went():
+    """The rotation-consistency loss turns the voxel grid: voxel i must read the views at R @ centre_i."""
+    torch.manual_seed(0)
+    config = tiny_config()
+    net = KeypointNet(config).eval()
+    layers, projections = tiny_inputs(config)
+    with torch.no_grad():
+        output = net(layers, projections, (32, 32))
+        same, _ = net.locate(output.view_maps, projections, (32, 32), torch.eye(3).expand(2, 3, 3))
+        torch.testing.assert_close(same, output.keypoints)  # no turn: forward's keypoints
+        # a quarter turn about z maps the centred grid onto itself, so the turned volume is the upright one permuted
+        quarter = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+        centres = net.centres
+        upright = unproject_to_volume(output.view_maps, projections, (32, 32), centres)
+        turned = unproject_to_volume(output.view_maps, projections, (32, 32), (centres @ quarter.T).expand(2, -1, -1))
+        source = torch.cdist(centres @ quarter.T, centres).argmin(1)  # the upright voxel each turned voxel sits on
+        torch.testing.assert_close(turned, upright[..., source])
+        # and the keypoints still come out in world coordinates, inside the cube
+        keypoints, heatmaps = net.locate(output.view_maps, projections, (32, 32), quarter.expand(2, 3, 3))
+        assert heatmaps.shape == output.heatmaps.shape and keypoints.abs().max() <= config.cube_half_size * 2 ** 0.5
+
+
 def test_voxels_outside_every_view_get_zero_not_nan():
     centres = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 50.0]])  # the second is above every view
     layers, projections = tiny_inputs(tiny_config(), batch=1)

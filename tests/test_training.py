@@ -95,7 +95,7 @@ def test_the_priors_enter_the_total_only_with_their_weights():
     one = torch.tensor(1.0)
     plain = keydiff_loss(one, one)
     assert float(plain.total) == 1.5 and float(plain.concentration) == 0.0 and float(plain.separation) == 0.0
-    both = keydiff_loss(one, one, torch.tensor(0.2), torch.tensor(0.4), torch.tensor(0.1), LossWeights(1.0, 0.5, 2.0, 0.5, 3.0))
+    both = keydiff_loss(one, one, torch.tensor(0.2), torch.tensor(0.4), torch.tensor(0.1), weights=LossWeights(1.0, 0.5, 2.0, 0.5, 3.0))
     assert float(both.total) == pytest.approx(1.5 + 0.4 + 0.2 + 0.3)
 
 
@@ -109,6 +109,34 @@ def test_random_affine_keeps_background_white_and_is_replayable():
     torch.testing.assert_close(first, again)
     assert torch.allclose(first[:, :, 0, 0], torch.ones(2, 3))  # corners stay background
     assert not torch.allclose(first, images)
+
+
+@pytest.mark.parametrize("axes", ["yaw", "3d"])
+def test_random_grid_turns_are_rotations_and_replayable(axes):
+    from training.augment import random_rotations
+
+    turns = random_rotations(64, torch.Generator().manual_seed(3), axes)
+    torch.testing.assert_close(turns @ turns.transpose(1, 2), torch.eye(3).expand(64, 3, 3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.linalg.det(turns), torch.ones(64))
+    torch.testing.assert_close(turns, random_rotations(64, torch.Generator().manual_seed(3), axes))
+    up = turns[:, :, 2]  # where the vertical goes
+    if axes == "yaw":
+        torch.testing.assert_close(up, torch.tensor([0.0, 0.0, 1.0]).expand(64, 3))
+        assert turns[:, 0, 0].min() < -0.5 and turns[:, 1, 0].max() > 0.5  # all the way round, not small jitter
+    else:
+        assert up[:, 2].min() < -0.5  # some turn the object upside down
+
+
+def test_rotation_consistency_is_zero_for_equal_keypoints_and_the_mean_squared_distance_otherwise():
+    from training.losses import rotation_consistency_loss
+
+    keypoints = torch.rand(2, 5, 3, requires_grad=True)
+    assert float(rotation_consistency_loss(keypoints, keypoints.detach().clone()).detach()) == 0.0
+    moved = keypoints.detach() + torch.tensor([0.3, 0.0, 0.4])
+    loss = rotation_consistency_loss(keypoints, moved)
+    assert float(loss.detach()) == pytest.approx(0.25)
+    loss.backward()  # both sides are pulled together: d/dS = 2 (S - S_rot) / (B K)
+    torch.testing.assert_close(keypoints.grad, torch.tensor([-0.06, 0.0, -0.08]).expand(2, 5, 3))
 
 
 def test_reconstruction_net_gives_rgb_of_the_input_size():
@@ -260,6 +288,33 @@ def test_the_keypoint_priors_sharpen_the_heatmaps_and_are_logged(toy_data, tmp_p
     with open(with_priors / "log.csv", newline="") as stream:
         header = next(csv.reader(stream))
     assert {"concentration", "separation", "silhouette"} <= set(header)
+
+
+@needs_weights
+def test_the_rotation_term_makes_keypoints_agree_across_turned_grids_and_is_logged(toy_data, tmp_path):
+    from backend.keypoints import load_keypoint_model
+    from training.augment import random_rotations
+    from training.config import TrainConfig
+    from training.data import images_to_tensor, load_views
+    from training.losses import rotation_consistency_loss
+    from training.train import train
+
+    def disagreement(out: Path) -> float:
+        model = load_keypoint_model(out / "model.pt")
+        split = load_views(toy_data / "test.npz")
+        projections = torch.from_numpy(split.projections).float()
+        with torch.no_grad():
+            output = model.net(model.backbone()(images_to_tensor(split.images)), projections, split.image_size)
+            turns = random_rotations(len(projections), torch.Generator().manual_seed(1), "yaw")
+            turned, _ = model.net.locate(output.view_maps, projections, split.image_size, turns)
+        return float(rotation_consistency_loss(output.keypoints, turned))
+
+    plain = tmp_path / "plain"
+    train(TrainConfig.from_dict(tiny_config_dict(toy_data, plain, lr=3e-3)), progress=False)
+    consistent = tmp_path / "consistent"
+    rows = train(TrainConfig.from_dict(tiny_config_dict(toy_data, consistent, lr=3e-3, rotation_weight=100.0)), progress=False)
+    assert disagreement(consistent) < 0.5 * disagreement(plain)
+    assert all(row["rotation"] > 0 for row in rows) and np.isfinite([row["loss"] for row in rows]).all()
 
 
 @needs_weights

@@ -14,6 +14,7 @@ from backend.keypoints.network import KeypointNetConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PRECISIONS = ("fp32", "bf16")
+ROTATION_AXES = ("yaw", "3d")  # train.rotation_axes (training/losses.random_rotations)
 
 
 @dataclass
@@ -49,6 +50,8 @@ class TrainSettings:
     separation_weight: float = 0.0  # x mean exp(-d^2 / 2 sigma^2) over keypoint pairs (BKinD-3D; not in KeyDiff3D)
     separation_sigma: float = 0.05  # canonical units (a standing human is about 1.1)
     silhouette_weight: float = 0.0  # x mean distance of projected keypoints outside the foreground masks (not in the paper)
+    rotation_weight: float = 0.0  # x L_vic: keypoints from a randomly turned voxel grid must match (paper appendix D.1)
+    rotation_axes: str = "yaw"  # "yaw" (about the orbit's vertical axis) or "3d" (any rotation, as the paper says)
     perceptual_size: int = 128
     affine_rotation_deg: float = 15.0
     affine_scale: list[float] = field(default_factory=lambda: [0.9, 1.1])
@@ -75,9 +78,12 @@ class TrainSettings:
             raise KeyDiffError("invalid_argument", f"train.lr must be > 0 and train.max_minutes >= 0, got {self.lr} and {self.max_minutes}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise KeyDiffError("invalid_argument", f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
-        if min(self.concentration_weight, self.separation_weight, self.silhouette_weight) < 0 or self.separation_sigma <= 0:
-            raise KeyDiffError("invalid_argument", "train.concentration_weight, separation_weight and silhouette_weight "
-                               "must be >= 0, separation_sigma > 0")
+        if (min(self.concentration_weight, self.separation_weight, self.silhouette_weight, self.rotation_weight) < 0
+                or self.separation_sigma <= 0):
+            raise KeyDiffError("invalid_argument", "train.concentration_weight, separation_weight, silhouette_weight and "
+                               "rotation_weight must be >= 0, separation_sigma > 0")
+        if self.rotation_axes not in ROTATION_AXES:
+            raise KeyDiffError("invalid_argument", f"train.rotation_axes must be one of {list(ROTATION_AXES)}, got {self.rotation_axes!r}")
 
 
 @dataclass

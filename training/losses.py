@@ -1,4 +1,7 @@
-"""The training loss: 1.0 * perceptual + 0.5 * ||E - M||^2 (KeyDiff3D's weights), plus three optional priors.
+"""The training loss: 1.0 * perceptual + 0.5 * ||E - M||^2 (KeyDiff3D's weights), plus optional terms.
+
+The rotation-consistency term is the paper's L_vic (appendix D.1; its weight is not published); it is off
+unless `train.rotation_weight` is set.
 
 The priors (heatmap concentration, 3D separation, silhouette) are not in the paper; they fight dead keypoints
 (see `concentration_loss`) and are off unless their weights are set in the config (cpu.yaml sets the first two).
@@ -66,6 +69,12 @@ def separation_loss(keypoints: torch.Tensor, sigma: float) -> torch.Tensor:
     return torch.exp(-distance_sq / (2.0 * sigma * sigma)).mean()
 
 
+def rotation_consistency_loss(keypoints: torch.Tensor, rotated: torch.Tensor) -> torch.Tensor:
+    """Mean over keypoints of ||S - S_rot||^2 (L_vic), both [B, K, 3] world keypoints: S from the upright voxel
+    grid, S_rot from a turned one (`KeypointNet.locate`). Both sides get gradients, as in the paper's formula."""
+    return ((keypoints - rotated) ** 2).sum(-1).mean()
+
+
 def silhouette_distance_maps(masks: torch.Tensor) -> torch.Tensor:
     """Distance from every pixel to the nearest foreground pixel, in [-1, 1] image units (0 on the object).
 
@@ -101,6 +110,7 @@ class LossTerms:
     concentration: torch.Tensor
     separation: torch.Tensor
     silhouette: torch.Tensor
+    rotation: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -110,14 +120,15 @@ class LossWeights:
     concentration: float = 0.0
     separation: float = 0.0
     silhouette: float = 0.0
+    rotation: float = 0.0
 
 
 def keydiff_loss(perceptual: torch.Tensor, mask: torch.Tensor, concentration: torch.Tensor | None = None,
                  separation: torch.Tensor | None = None, silhouette: torch.Tensor | None = None,
-                 weights: LossWeights = LossWeights()) -> LossTerms:
-    """Weighted sum of the terms; absent priors count as zero (and are logged as zero)."""
+                 rotation: torch.Tensor | None = None, weights: LossWeights = LossWeights()) -> LossTerms:
+    """Weighted sum of the terms; absent optional terms count as zero (and are logged as zero)."""
     zero = perceptual.new_zeros(())
-    priors = {"concentration": concentration, "separation": separation, "silhouette": silhouette}
+    priors = {"concentration": concentration, "separation": separation, "silhouette": silhouette, "rotation": rotation}
     priors = {name: zero if value is None else value for name, value in priors.items()}
     total = weights.perceptual * perceptual + weights.mask * mask
     for name, value in priors.items():

@@ -39,16 +39,16 @@ from backend.keypoints.backbones import build_cnn_backbone
 from backend.keypoints.inference import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 from backend.keypoints.network import KeypointNet
 from backend.keypoints.volume import heatmap_spread, pixels_to_grid, project_points, render_gaussian_heatmaps
-from training.augment import random_affine
+from training.augment import random_affine, random_rotations
 from training.config import TrainConfig, load_config
 from training.data import ViewsSplit, cached_features, images_to_tensor, load_views, split_path
 from training.edges import render_edge_maps
 from training.losses import (LossTerms, LossWeights, PerceptualLoss, concentration_loss, keydiff_loss, mask_loss,
-                             separation_loss, silhouette_distance_maps, silhouette_loss)
+                             rotation_consistency_loss, separation_loss, silhouette_distance_maps, silhouette_loss)
 from training.recon import ReconstructionUNet
 from training.schedule import SCHEDULES, lr_factor
 
-LOSS_TERMS = ("loss", "perceptual", "mask", "concentration", "separation", "silhouette")
+LOSS_TERMS = ("loss", "perceptual", "mask", "concentration", "separation", "silhouette", "rotation")
 CSV_FIELDS = ["step", *LOSS_TERMS, "lr", "skipped_steps", "steps_per_s", "elapsed_s"]
 MAX_CONSECUTIVE_SKIPS = 25  # this many non-finite steps in a row means the run has diverged, not hit a glitch
 
@@ -94,14 +94,19 @@ class TrainingModel(nn.Module):
         concentration = concentration_loss(heatmap_spread(output.heatmaps.flatten(2), self.net.centres)) if weights.concentration else None
         separation = separation_loss(output.keypoints, settings.separation_sigma) if weights.separation else None
         silhouette = silhouette_loss(pixels_to_grid(all_uv, image_size), batch.distances) if weights.silhouette else None
+        rotation = None
+        if weights.rotation:
+            turned, _ = self.net.locate(output.view_maps, batch.projections, image_size,
+                                        random_rotations(count, generator, settings.rotation_axes))
+            rotation = rotation_consistency_loss(output.keypoints, turned)
         return keydiff_loss(perceptual(reconstruction, target_images), mask_loss(edges, target_masks), concentration,
-                            separation, silhouette, weights)
+                            separation, silhouette, rotation, weights=weights)
 
 
 def loss_weights(config: TrainConfig) -> LossWeights:
     settings = config.train
     return LossWeights(settings.perceptual_weight, settings.mask_weight, settings.concentration_weight,
-                       settings.separation_weight, settings.silhouette_weight)
+                       settings.separation_weight, settings.silhouette_weight, settings.rotation_weight)
 
 
 def gradients_are_finite(model: nn.Module) -> bool:

@@ -109,8 +109,21 @@ class KeypointNet(nn.Module):
         flat = [features.flatten(0, 1) for features in layers]  # [B*V, C_l, h_l, w_l]
         view_maps = self.head(self.aggregator(flat))  # [B*V, K, r, r]
         view_maps = view_maps.unflatten(0, (batch, views))  # [B, V, K, r, r]
-        volume = unproject_to_volume(view_maps, projections, image_size, self.centres)  # [B, K, M^3]
-        m = c.grid_size
-        heatmaps = self.volume_net(volume.unflatten(-1, (m, m, m)))  # [B, K, M, M, M]
-        keypoints = soft_argmax(heatmaps.flatten(2), self.centres)  # [B, K, 3]
+        keypoints, heatmaps = self.locate(view_maps, projections, image_size)
         return KeypointOutput(keypoints=keypoints, heatmaps=heatmaps, view_maps=view_maps, adjacency=self.adjacency())
+
+    def locate(self, view_maps: torch.Tensor, projections: torch.Tensor, image_size: tuple[int, int],
+               rotation: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-view keypoint maps -> world keypoints [B, K, 3] and 3D heatmap logits [B, K, M, M, M].
+
+        rotation [B, 3, 3] turns the voxel grid about the cube's centre (voxel i sits at R @ centre_i), so the 3D
+        network sees the object turned by R^-1; the keypoints still come out in world coordinates. Training uses
+        it for the rotation-consistency loss (the paper's L_vic): the same object must give the same keypoints
+        however the grid is turned, so no keypoint can be defined by the grid's axes (e.g. "the foot with the
+        larger y") instead of by the body.
+        """
+        centres = self.centres if rotation is None else self.centres @ rotation.transpose(1, 2)  # [N, 3] or [B, N, 3]
+        volume = unproject_to_volume(view_maps, projections, image_size, centres)  # [B, K, M^3]
+        m = self.config.grid_size
+        heatmaps = self.volume_net(volume.unflatten(-1, (m, m, m)))  # [B, K, M, M, M]
+        return soft_argmax(heatmaps.flatten(2), centres), heatmaps

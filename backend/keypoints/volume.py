@@ -79,10 +79,12 @@ def unproject_to_volume(
     so a voxel takes the value of the views that respond most strongly. Views in which the voxel is behind
     the camera or outside the image do not take part.
 
-    view_maps: [B, V, C, h, w]; projections: [B, V, 3, 4]; centres: [N, 3]. Returns [B, C, N].
+    view_maps: [B, V, C, h, w]; projections: [B, V, 3, 4]; centres: [N, 3], or [B, N, 3] for a grid per sample.
+    Returns [B, C, N].
     """
     batch, views, channels, height, width = view_maps.shape
-    uv, depth = project_points(centres.unsqueeze(0).expand(batch, -1, -1), projections)  # [B, V, N, 2], [B, V, N]
+    centres = centres.expand(batch, -1, -1) if centres.dim() == 3 else centres.unsqueeze(0).expand(batch, -1, -1)
+    uv, depth = project_points(centres, projections)  # [B, V, N, 2], [B, V, N]
     grid = pixels_to_grid(uv, image_size)  # [B, V, N, 2]
     inside = (depth > 1e-6) & (grid.abs() <= 1.0).all(dim=-1)  # [B, V, N]
     sampled = F.grid_sample(
@@ -103,7 +105,8 @@ def unproject_to_volume(
 def soft_argmax(heatmaps: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     """Integral regression: the expected voxel centre under softmax(heatmap) over all voxels.
 
-    heatmaps: [B, K, N] logits (N = M^3, flattened like `voxel_centres`); centres: [N, 3]. Returns [B, K, 3].
+    heatmaps: [B, K, N] logits (N = M^3, flattened like `voxel_centres`); centres: [N, 3] or [B, N, 3].
+    Returns [B, K, 3].
     """
     probabilities = torch.softmax(heatmaps, dim=-1)  # [B, K, N]
     return probabilities @ centres
