@@ -139,6 +139,42 @@ def test_rotation_consistency_is_zero_for_equal_keypoints_and_the_mean_squared_d
     torch.testing.assert_close(keypoints.grad, torch.tensor([-0.06, 0.0, -0.08]).expand(2, 5, 3))
 
 
+def test_the_mirror_image_of_a_split_is_seen_where_the_reflected_world_projects():
+    from backend.keypoints.volume import project_points
+    from training.data import mirror_split
+    from training.toy_views import make_toy_split
+
+    split = make_toy_split(3, 48, seed=0)
+    mirrored = mirror_split(split)
+    height, width = split.image_size
+    points = torch.tensor([[[0.2, -0.1, 0.3], [-0.35, 0.25, -0.2]]]).expand(3, -1, -1)
+    uv, depth = project_points(points, torch.from_numpy(split.projections))
+    uv_m, depth_m = project_points(points * torch.tensor([-1.0, 1.0, 1.0]), torch.from_numpy(mirrored.projections))
+    torch.testing.assert_close(uv_m[..., 0], width - uv[..., 0])  # same row, flipped column
+    torch.testing.assert_close(uv_m[..., 1], uv[..., 1])
+    torch.testing.assert_close(depth_m, depth)
+    assert np.array_equal(mirrored.images, split.images[:, :, :, ::-1]) and np.array_equal(mirrored.masks, split.masks[:, :, :, ::-1])
+    twice = mirror_split(mirrored)  # a reflection undone
+    np.testing.assert_allclose(twice.projections, split.projections, atol=1e-5)
+    assert np.array_equal(twice.images, split.images)
+
+
+def test_mirror_consistency_is_free_for_left_right_keypoints_and_costly_for_front_back_ones():
+    from training.losses import mirror_consistency_loss, mirror_partners
+
+    assert mirror_partners(5, 2).tolist() == [1, 0, 3, 2, 4]
+    partners = mirror_partners(3, 1)
+    # mid-stride: left foot in front (y = -0.2) at x = +0.1, right foot behind at x = -0.1, pelvis on the plane x = 0
+    left, right, pelvis = [0.1, -0.2, 0.0], [-0.1, 0.2, 0.0], [0.0, 0.0, 0.5]
+    scene = torch.tensor([[left, right, pelvis]])
+    # the mirror image (x -> -x) is a body whose left foot is at (0.1, 0.2) behind and right foot at (-0.1, -0.2) in front
+    mirror_left, mirror_right = [0.1, 0.2, 0.0], [-0.1, -0.2, 0.0]
+    by_side = mirror_consistency_loss(scene, torch.tensor([[mirror_left, mirror_right, pelvis]]), partners)
+    assert float(by_side) == 0.0  # keypoint 0 = the left foot, keypoint 1 = the right one, in both images
+    front_back = mirror_consistency_loss(scene, torch.tensor([[mirror_right, mirror_left, pelvis]]), partners)
+    assert float(front_back) == pytest.approx((0.2 + 0.2) / 3)  # keypoint 0 = the front foot in both: each foot off by (0.2, 0.4)
+
+
 def test_reconstruction_net_gives_rgb_of_the_input_size():
     from training.recon import ReconstructionUNet
 
@@ -315,6 +351,41 @@ def test_the_rotation_term_makes_keypoints_agree_across_turned_grids_and_is_logg
     rows = train(TrainConfig.from_dict(tiny_config_dict(toy_data, consistent, lr=3e-3, rotation_weight=100.0)), progress=False)
     assert disagreement(consistent) < 0.5 * disagreement(plain)
     assert all(row["rotation"] > 0 for row in rows) and np.isfinite([row["loss"] for row in rows]).all()
+
+
+@needs_weights
+def test_the_mirror_term_makes_paired_keypoints_swap_in_the_mirror_image_and_is_logged(toy_data, tmp_path):
+    from backend.keypoints import load_keypoint_model
+    from training.config import TrainConfig
+    from training.data import images_to_tensor, load_views, mirror_split
+    from training.losses import mirror_consistency_loss, mirror_partners
+    from training.train import train
+
+    def inconsistency(out: Path) -> float:
+        model = load_keypoint_model(out / "model.pt")
+        split = load_views(toy_data / "test.npz")
+        with torch.no_grad():
+            keypoints = [model.net(model.backbone()(images_to_tensor(views.images)), torch.from_numpy(views.projections).float(),
+                                   views.image_size).keypoints for views in (split, mirror_split(split))]
+        return float(mirror_consistency_loss(*keypoints, mirror_partners(6, 2)))
+
+    plain = tmp_path / "plain"
+    train(TrainConfig.from_dict(tiny_config_dict(toy_data, plain, lr=3e-3)), progress=False)
+    paired = tmp_path / "paired"
+    rows = train(TrainConfig.from_dict(tiny_config_dict(toy_data, paired, lr=3e-3, mirror_weight=100.0, mirror_pairs=2)),
+                 progress=False)
+    assert inconsistency(paired) < 0.5 * inconsistency(plain)
+    assert all(row["mirror"] > 0 for row in rows) and np.isfinite([row["loss"] for row in rows]).all()
+
+
+def test_mirror_settings_must_fit_the_model():
+    from training.config import TrainConfig
+
+    with pytest.raises(KeyDiffError, match="mirror_pairs=4 pairs need 8 keypoints"):
+        TrainConfig.from_dict({"model": {"num_keypoints": 6}, "train": {"mirror_weight": 1.0, "mirror_pairs": 4}})
+    with pytest.raises(KeyDiffError, match="needs the cnn backbone"):
+        TrainConfig.from_dict({"model": {"backbone": "sv3d"}, "train": {"mirror_weight": 1.0}})
+    TrainConfig.from_dict({"model": {"num_keypoints": 6}, "train": {"mirror_pairs": 4}})  # unused while the weight is 0
 
 
 @needs_weights

@@ -52,6 +52,8 @@ class TrainSettings:
     silhouette_weight: float = 0.0  # x mean distance of projected keypoints outside the foreground masks (not in the paper)
     rotation_weight: float = 0.0  # x L_vic: keypoints from a randomly turned voxel grid must match (paper appendix D.1)
     rotation_axes: str = "yaw"  # "yaw" (about the orbit's vertical axis) or "3d" (any rotation, as the paper says)
+    mirror_weight: float = 0.0  # x mirror consistency: paired keypoints swap in the mirror image (not in the paper)
+    mirror_pairs: int = 6  # keypoints (0, 1), (2, 3), ... are left/right partners; the rest lie on the symmetry plane
     perceptual_size: int = 128
     affine_rotation_deg: float = 15.0
     affine_scale: list[float] = field(default_factory=lambda: [0.9, 1.1])
@@ -78,10 +80,10 @@ class TrainSettings:
             raise KeyDiffError("invalid_argument", f"train.lr must be > 0 and train.max_minutes >= 0, got {self.lr} and {self.max_minutes}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise KeyDiffError("invalid_argument", f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
-        if (min(self.concentration_weight, self.separation_weight, self.silhouette_weight, self.rotation_weight) < 0
-                or self.separation_sigma <= 0):
-            raise KeyDiffError("invalid_argument", "train.concentration_weight, separation_weight, silhouette_weight and "
-                               "rotation_weight must be >= 0, separation_sigma > 0")
+        if (min(self.concentration_weight, self.separation_weight, self.silhouette_weight, self.rotation_weight,
+                self.mirror_weight, self.mirror_pairs) < 0 or self.separation_sigma <= 0):
+            raise KeyDiffError("invalid_argument", "train.concentration_weight, separation_weight, silhouette_weight, "
+                               "rotation_weight, mirror_weight and mirror_pairs must be >= 0, separation_sigma > 0")
         if self.rotation_axes not in ROTATION_AXES:
             raise KeyDiffError("invalid_argument", f"train.rotation_axes must be one of {list(ROTATION_AXES)}, got {self.rotation_axes!r}")
 
@@ -91,6 +93,14 @@ class TrainConfig:
     model: KeypointNetConfig = field(default_factory=KeypointNetConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainSettings = field(default_factory=TrainSettings)
+
+    def __post_init__(self) -> None:
+        if self.train.mirror_weight and 2 * self.train.mirror_pairs > self.model.num_keypoints:
+            raise KeyDiffError("invalid_argument", f"train.mirror_pairs={self.train.mirror_pairs} pairs need "
+                               f"{2 * self.train.mirror_pairs} keypoints; the model has {self.model.num_keypoints}")
+        if self.train.mirror_weight and self.model.backbone != "cnn":
+            raise KeyDiffError("invalid_argument", "train.mirror_weight needs the cnn backbone: the mirrored views' "
+                               "features are computed by it (SV3D features of mirrored views are not cached)")
 
     def to_dict(self) -> dict:
         return {"model": self.model.to_dict(), "data": asdict(self.data), "train": asdict(self.train)}

@@ -115,6 +115,24 @@ def load_views(path: str | Path) -> ViewsSplit:
         raise KeyDiffError("unreadable_file", f"training views file {path} cannot be read: {error}") from error
 
 
+def mirror_split(split: ViewsSplit) -> ViewsSplit:
+    """The same samples reflected through the plane x = 0 of the canonical frame, seen by the same orbit.
+
+    Flipping every image left-right is what the reflected scene looks like to the reflected cameras, so the
+    new projections are P' = F P X, with X = diag(-1, 1, 1, 1) (reflect the world back) and F the pixel flip
+    u -> width - u: a point at world x seen at pixel (u, v) reappears, at world -x, at (width - u, v). Joints
+    are reflected too; left and right joint names are not swapped, so evaluation must not read them.
+    """
+    height, width = split.image_size
+    flip = np.array([[-1.0, 0.0, width], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=np.float32)
+    reflect = np.diag([-1.0, 1.0, 1.0, 1.0]).astype(np.float32)
+    projections = (flip @ split.projections @ reflect).astype(np.float32)
+    joints = None if split.joints is None else split.joints * np.array([-1.0, 1.0, 1.0], dtype=np.float32)
+    return ViewsSplit(np.ascontiguousarray(split.images[:, :, :, ::-1]), np.ascontiguousarray(split.masks[:, :, :, ::-1]),
+                      projections, split.image_size, split.frames, joints, split.groups, split.categories, None,
+                      split.joint_scale)
+
+
 def split_path(data_dir: str | Path, split: str) -> Path:
     """`<data>/<split>.npz`, or `<data>/<split>/views.npz`."""
     data_dir = Path(data_dir)

@@ -75,6 +75,27 @@ def rotation_consistency_loss(keypoints: torch.Tensor, rotated: torch.Tensor) ->
     return ((keypoints - rotated) ** 2).sum(-1).mean()
 
 
+def mirror_partners(count: int, pairs: int) -> torch.Tensor:
+    """[count] index of each keypoint's mirror partner: (0, 1), (2, 3), ... for the first `pairs` pairs; the
+    rest are their own partners (keypoints on the plane of symmetry)."""
+    partner = torch.arange(count)
+    partner[: 2 * pairs] = partner[: 2 * pairs].view(-1, 2).flip(-1).reshape(-1)
+    return partner
+
+
+def mirror_consistency_loss(keypoints: torch.Tensor, mirrored: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
+    """Mean over keypoints of ||S_k - reflect(S'_partner(k))||^2, both [B, K, 3]: S from a sample, S' from its
+    mirror image (`training.data.mirror_split`), reflect = x -> -x.
+
+    Why: the reconstruction loss cannot tell a labelling of the legs by left and right from one by front and
+    back (either redraws the same image), and our networks pick front/back. Front/back survives a reflection
+    (the front foot stays the front foot), left/right swaps; asking paired keypoints to swap under reflection
+    therefore leaves left/right as the labelling that costs nothing. Not in the paper.
+    """
+    reflected = mirrored[:, partner] * mirrored.new_tensor([-1.0, 1.0, 1.0])
+    return ((keypoints - reflected) ** 2).sum(-1).mean()
+
+
 def silhouette_distance_maps(masks: torch.Tensor) -> torch.Tensor:
     """Distance from every pixel to the nearest foreground pixel, in [-1, 1] image units (0 on the object).
 
@@ -111,6 +132,7 @@ class LossTerms:
     separation: torch.Tensor
     silhouette: torch.Tensor
     rotation: torch.Tensor
+    mirror: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -121,14 +143,17 @@ class LossWeights:
     separation: float = 0.0
     silhouette: float = 0.0
     rotation: float = 0.0
+    mirror: float = 0.0
 
 
 def keydiff_loss(perceptual: torch.Tensor, mask: torch.Tensor, concentration: torch.Tensor | None = None,
                  separation: torch.Tensor | None = None, silhouette: torch.Tensor | None = None,
-                 rotation: torch.Tensor | None = None, weights: LossWeights = LossWeights()) -> LossTerms:
+                 rotation: torch.Tensor | None = None, mirror: torch.Tensor | None = None,
+                 weights: LossWeights = LossWeights()) -> LossTerms:
     """Weighted sum of the terms; absent optional terms count as zero (and are logged as zero)."""
     zero = perceptual.new_zeros(())
-    priors = {"concentration": concentration, "separation": separation, "silhouette": silhouette, "rotation": rotation}
+    priors = {"concentration": concentration, "separation": separation, "silhouette": silhouette, "rotation": rotation,
+              "mirror": mirror}
     priors = {name: zero if value is None else value for name, value in priors.items()}
     total = weights.perceptual * perceptual + weights.mask * mask
     for name, value in priors.items():

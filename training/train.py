@@ -41,14 +41,15 @@ from backend.keypoints.network import KeypointNet
 from backend.keypoints.volume import heatmap_spread, pixels_to_grid, project_points, render_gaussian_heatmaps
 from training.augment import random_affine, random_rotations
 from training.config import TrainConfig, load_config
-from training.data import ViewsSplit, cached_features, images_to_tensor, load_views, split_path
+from training.data import ViewsSplit, cached_features, images_to_tensor, load_views, mirror_split, split_path
 from training.edges import render_edge_maps
 from training.losses import (LossTerms, LossWeights, PerceptualLoss, concentration_loss, keydiff_loss, mask_loss,
-                             rotation_consistency_loss, separation_loss, silhouette_distance_maps, silhouette_loss)
+                             mirror_consistency_loss, mirror_partners, rotation_consistency_loss, separation_loss,
+                             silhouette_distance_maps, silhouette_loss)
 from training.recon import ReconstructionUNet
 from training.schedule import SCHEDULES, lr_factor
 
-LOSS_TERMS = ("loss", "perceptual", "mask", "concentration", "separation", "silhouette", "rotation")
+LOSS_TERMS = ("loss", "perceptual", "mask", "concentration", "separation", "silhouette", "rotation", "mirror")
 CSV_FIELDS = ["step", *LOSS_TERMS, "lr", "skipped_steps", "steps_per_s", "elapsed_s"]
 MAX_CONSECUTIVE_SKIPS = 25  # this many non-finite steps in a row means the run has diverged, not hit a glitch
 
@@ -60,6 +61,8 @@ class Batch:
     masks: torch.Tensor  # [B, V, 1, S, S] in {0, 1}
     projections: torch.Tensor  # [B, V, 3, 4]
     distances: torch.Tensor | None = None  # [B, V, 1, S, S] distance to the silhouette (silhouette prior only)
+    mirror_layers: list[torch.Tensor] | None = None  # features of the mirror images (mirror consistency only)
+    mirror_projections: torch.Tensor | None = None  # [B, V, 3, 4] their cameras (training.data.mirror_split)
 
 
 class TrainingModel(nn.Module):
@@ -72,6 +75,7 @@ class TrainingModel(nn.Module):
         settings = config.train
         extra = config.model.num_keypoints if settings.use_heatmaps else 0
         self.recon = ReconstructionUNet(3 + 1 + extra, tuple(settings.recon_widths))
+        self.register_buffer("partners", mirror_partners(config.model.num_keypoints, settings.mirror_pairs), persistent=False)
 
     def forward(self, batch: Batch, image_size: tuple[int, int], generator: torch.Generator, perceptual: nn.Module) -> LossTerms:
         settings = self.config.train
@@ -99,14 +103,19 @@ class TrainingModel(nn.Module):
             turned, _ = self.net.locate(output.view_maps, batch.projections, image_size,
                                         random_rotations(count, generator, settings.rotation_axes))
             rotation = rotation_consistency_loss(output.keypoints, turned)
+        mirror = None
+        if weights.mirror:
+            mirrored = self.net(batch.mirror_layers, batch.mirror_projections, image_size)
+            mirror = mirror_consistency_loss(output.keypoints, mirrored.keypoints, self.partners)
         return keydiff_loss(perceptual(reconstruction, target_images), mask_loss(edges, target_masks), concentration,
-                            separation, silhouette, rotation, weights=weights)
+                            separation, silhouette, rotation, mirror, weights=weights)
 
 
 def loss_weights(config: TrainConfig) -> LossWeights:
     settings = config.train
     return LossWeights(settings.perceptual_weight, settings.mask_weight, settings.concentration_weight,
-                       settings.separation_weight, settings.silhouette_weight, settings.rotation_weight)
+                       settings.separation_weight, settings.silhouette_weight, settings.rotation_weight,
+                       settings.mirror_weight)
 
 
 def gradients_are_finite(model: nn.Module) -> bool:
@@ -272,9 +281,10 @@ def _load_sv3d_training_data(config: TrainConfig) -> tuple[ViewsSplit, list[torc
     return split, layers
 
 
-def _load_training_data(config: TrainConfig) -> tuple[ViewsSplit, list[torch.Tensor]]:
+def _load_training_data(config: TrainConfig) -> tuple[ViewsSplit, list[torch.Tensor], ViewsSplit | None, list[torch.Tensor] | None]:
+    """The train split and its cached features; with mirror consistency on, also its mirror images and theirs."""
     if config.model.backbone == "sv3d":
-        return _load_sv3d_training_data(config)
+        return (*_load_sv3d_training_data(config), None, None)
     source = split_path(config.resolve(config.data.path), "train")
     split = load_views(source).select_views(list(config.data.frames))
     if config.data.max_samples:
@@ -282,8 +292,12 @@ def _load_training_data(config: TrainConfig) -> tuple[ViewsSplit, list[torch.Ten
                            split.image_size, split.frames)
     backbone = build_cnn_backbone(config.model)
     backbone_id = f"mobilenet_v2-b0353104|{config.model.backbone_layers}|{config.model.backbone_image_size}"
-    layers = cached_features(split, source, config.resolve(config.train.cache_dir), backbone, backbone_id)
-    return split, layers
+    cache_dir = config.resolve(config.train.cache_dir)
+    layers = cached_features(split, source, cache_dir, backbone, backbone_id)
+    if not config.train.mirror_weight:
+        return split, layers, None, None
+    mirrored = mirror_split(split)
+    return split, layers, mirrored, cached_features(mirrored, source, cache_dir, backbone, backbone_id + "|mirrored")
 
 
 def train(config: TrainConfig, resume: bool = False, stop_after: int | None = None, progress: bool = True) -> list[dict]:
@@ -293,10 +307,11 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     rank, world = _distributed()
     out_dir = config.resolve(settings.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    split, layers = _load_training_data(config)
+    split, layers, mirrored, mirror_layers = _load_training_data(config)
     images = _resize(images_to_tensor(split.images), settings.render_size)  # [N, V, 3, S, S]
     masks = _resize(torch.from_numpy(split.masks).float().unsqueeze(2), settings.render_size)  # [N, V, 1, S, S]
     projections = torch.from_numpy(split.projections).float()
+    mirror_projections = None if mirrored is None else torch.from_numpy(mirrored.projections).float()
     distances = silhouette_distance_maps(masks) if settings.silhouette_weight else None  # [N, V, 1, S, S]
 
     torch.manual_seed(settings.seed)  # same initial weights on every rank
@@ -345,7 +360,9 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
         generator = _step_generator(settings.seed, step, rank)
         index = torch.randint(len(split), (settings.batch_size,), generator=generator)
         batch = Batch([layer[index].float() for layer in layers], images[index], masks[index], projections[index],
-                      None if distances is None else distances[index])
+                      None if distances is None else distances[index],
+                      None if mirror_layers is None else [layer[index].float() for layer in mirror_layers],
+                      None if mirror_projections is None else mirror_projections[index])
         with autocast(settings.precision, projections.device):
             terms = ddp(batch, split.image_size, generator, perceptual)
         optimizer.zero_grad(set_to_none=True)
