@@ -183,7 +183,7 @@ def test_reconstruction_net_gives_rgb_of_the_input_size():
     assert out.shape == (2, 3, 32, 32) and out.min() >= 0 and out.max() <= 1
 
 
-@pytest.mark.parametrize("name", ["cpu", "paper", "tiny"])
+@pytest.mark.parametrize("name", ["cpu", "cpu_mirror", "paper", "tiny"])
 def test_the_shipped_configs_load(name):
     from training.config import load_config
 
@@ -191,7 +191,10 @@ def test_the_shipped_configs_load(name):
     assert config.model.num_keypoints >= 2 and config.train.steps > 0
     if name == "cpu":  # the recipe that made the shipped checkpoint: 5e-4 after warm-up, the keypoint priors on
         train = config.train
-        assert (train.lr, train.concentration_weight, train.separation_weight, train.ema_decay) == (5e-4, 1.0, 1.0, 0.0)
+        assert (train.lr, train.concentration_weight, train.separation_weight, train.ema_decay, train.mirror_weight) == \
+            (5e-4, 1.0, 1.0, 0.0, 0.0)
+    if name == "cpu_mirror":  # every keypoint has a mirror partner, so none can keep a front/back labelling
+        assert config.train.mirror_weight > 0 and 2 * config.train.mirror_pairs == config.model.num_keypoints
 
 
 def test_config_with_an_unknown_key_is_refused(tmp_path):

@@ -75,7 +75,8 @@ class TrainingModel(nn.Module):
         settings = config.train
         extra = config.model.num_keypoints if settings.use_heatmaps else 0
         self.recon = ReconstructionUNet(3 + 1 + extra, tuple(settings.recon_widths))
-        self.register_buffer("partners", mirror_partners(config.model.num_keypoints, settings.mirror_pairs), persistent=False)
+        pairs = settings.mirror_pairs if settings.mirror_weight else 0  # unused pairs are not checked against K
+        self.register_buffer("partners", mirror_partners(config.model.num_keypoints, pairs), persistent=False)
 
     def forward(self, batch: Batch, image_size: tuple[int, int], generator: torch.Generator, perceptual: nn.Module) -> LossTerms:
         settings = self.config.train
