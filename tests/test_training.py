@@ -299,85 +299,88 @@ def test_a_run_that_keeps_giving_non_finite_gradients_stops_with_a_clear_error(t
     assert not (tmp_path / "run" / "model.pt").exists()
 
 
-@needs_weights
-def test_the_keypoint_priors_sharpen_the_heatmaps_and_are_logged(toy_data, tmp_path):
+def predict_views(run: Path, views):
+    """The run's model.pt on a views split: (the loaded model, its KeypointOutput)."""
     from backend.keypoints import load_keypoint_model
+    from training.data import images_to_tensor
+
+    model = load_keypoint_model(run / "model.pt")
+    with torch.no_grad():
+        output = model.net(model.backbone()(images_to_tensor(views.images)), torch.from_numpy(views.projections).float(),
+                           views.image_size)
+    return model, output
+
+
+@pytest.fixture(scope="module")
+def plain_run(toy_data, tmp_path_factory) -> Path:
+    """30 tiny steps at lr 3e-3 with no optional term: what each optional term is compared against."""
+    from training.config import TrainConfig
+    from training.train import train
+
+    out = tmp_path_factory.mktemp("plain") / "run"
+    train(TrainConfig.from_dict(tiny_config_dict(toy_data, out, lr=3e-3)), progress=False)
+    return out
+
+
+@needs_weights
+def test_the_keypoint_priors_sharpen_the_heatmaps_and_are_logged(toy_data, plain_run, tmp_path):
     from backend.keypoints.volume import heatmap_spread
     from training.config import TrainConfig
     from training.data import load_views
     from training.train import train
 
     def final_spread(out: Path) -> float:
-        from training.data import images_to_tensor
-
-        model = load_keypoint_model(out / "model.pt")
-        split = load_views(toy_data / "test.npz")
-        with torch.no_grad():
-            layers = model.backbone()(images_to_tensor(split.images))
-            output = model.net(layers, torch.from_numpy(split.projections).float(), split.image_size)
+        model, output = predict_views(out, load_views(toy_data / "test.npz"))
         return float(heatmap_spread(output.heatmaps.flatten(2), model.net.centres).mean())
 
-    plain = tmp_path / "plain"
-    train(TrainConfig.from_dict(tiny_config_dict(toy_data, plain, steps=30, lr=3e-3)), progress=False)
     with_priors = tmp_path / "priors"
     rows = train(TrainConfig.from_dict(tiny_config_dict(toy_data, with_priors, steps=30, lr=3e-3, concentration_weight=5.0,
                                                         separation_weight=1.0, silhouette_weight=1.0)), progress=False)
-    assert final_spread(with_priors) < 0.5 * final_spread(plain)
+    assert final_spread(with_priors) < 0.5 * final_spread(plain_run)
     assert rows[-1]["concentration"] < rows[0]["concentration"] and rows[0]["separation"] > 0 and rows[0]["silhouette"] >= 0
     with open(with_priors / "log.csv", newline="") as stream:
         header = next(csv.reader(stream))
-    assert {"concentration", "separation", "silhouette"} <= set(header)
+    assert {"concentration", "separation", "silhouette", "rotation", "mirror"} <= set(header)
 
 
 @needs_weights
-def test_the_rotation_term_makes_keypoints_agree_across_turned_grids_and_is_logged(toy_data, tmp_path):
-    from backend.keypoints import load_keypoint_model
+def test_the_rotation_term_makes_keypoints_agree_across_turned_grids_and_is_logged(toy_data, plain_run, tmp_path):
     from training.augment import random_rotations
     from training.config import TrainConfig
-    from training.data import images_to_tensor, load_views
+    from training.data import load_views
     from training.losses import rotation_consistency_loss
     from training.train import train
 
     def disagreement(out: Path) -> float:
-        model = load_keypoint_model(out / "model.pt")
         split = load_views(toy_data / "test.npz")
-        projections = torch.from_numpy(split.projections).float()
+        model, output = predict_views(out, split)
+        turns = random_rotations(len(split), torch.Generator().manual_seed(1), "yaw")
         with torch.no_grad():
-            output = model.net(model.backbone()(images_to_tensor(split.images)), projections, split.image_size)
-            turns = random_rotations(len(projections), torch.Generator().manual_seed(1), "yaw")
-            turned, _ = model.net.locate(output.view_maps, projections, split.image_size, turns)
+            turned, _ = model.net.locate(output.view_maps, torch.from_numpy(split.projections).float(), split.image_size, turns)
         return float(rotation_consistency_loss(output.keypoints, turned))
 
-    plain = tmp_path / "plain"
-    train(TrainConfig.from_dict(tiny_config_dict(toy_data, plain, lr=3e-3)), progress=False)
     consistent = tmp_path / "consistent"
     rows = train(TrainConfig.from_dict(tiny_config_dict(toy_data, consistent, lr=3e-3, rotation_weight=100.0)), progress=False)
-    assert disagreement(consistent) < 0.5 * disagreement(plain)
+    assert disagreement(consistent) < 0.5 * disagreement(plain_run)
     assert all(row["rotation"] > 0 for row in rows) and np.isfinite([row["loss"] for row in rows]).all()
 
 
 @needs_weights
-def test_the_mirror_term_makes_paired_keypoints_swap_in_the_mirror_image_and_is_logged(toy_data, tmp_path):
-    from backend.keypoints import load_keypoint_model
+def test_the_mirror_term_makes_paired_keypoints_swap_in_the_mirror_image_and_is_logged(toy_data, plain_run, tmp_path):
     from training.config import TrainConfig
-    from training.data import images_to_tensor, load_views, mirror_split
+    from training.data import load_views, mirror_split
     from training.losses import mirror_consistency_loss, mirror_partners
     from training.train import train
 
     def inconsistency(out: Path) -> float:
-        model = load_keypoint_model(out / "model.pt")
         split = load_views(toy_data / "test.npz")
-        with torch.no_grad():
-            keypoints = [model.net(model.backbone()(images_to_tensor(views.images)), torch.from_numpy(views.projections).float(),
-                                   views.image_size).keypoints for views in (split, mirror_split(split))]
+        keypoints = [predict_views(out, views)[1].keypoints for views in (split, mirror_split(split))]
         return float(mirror_consistency_loss(*keypoints, mirror_partners(6, 2)))
 
-    plain = tmp_path / "plain"
-    train(TrainConfig.from_dict(tiny_config_dict(toy_data, plain, lr=3e-3)), progress=False)
     paired = tmp_path / "paired"
     rows = train(TrainConfig.from_dict(tiny_config_dict(toy_data, paired, lr=3e-3, mirror_weight=100.0, mirror_pairs=2)),
                  progress=False)
-    assert inconsistency(paired) < 0.5 * inconsistency(plain)
+    assert inconsistency(paired) < 0.5 * inconsistency(plain_run)
     assert all(row["mirror"] > 0 for row in rows) and np.isfinite([row["loss"] for row in rows]).all()
 
 
