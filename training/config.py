@@ -53,7 +53,8 @@ class TrainSettings:
     rotation_weight: float = 0.0  # x L_vic: keypoints from a randomly turned voxel grid must match (paper appendix D.1)
     rotation_axes: str = "yaw"  # "yaw" (about the orbit's vertical axis) or "3d" (any rotation, as the paper says)
     mirror_weight: float = 0.0  # x mirror consistency: paired keypoints swap in the mirror image (not in the paper)
-    mirror_pairs: int = 6  # keypoints (0, 1), (2, 3), ... are left/right partners; the rest lie on the symmetry plane
+    mirror_pairs: int = 9  # keypoints (0, 1), (2, 3), ... are left/right partners, the rest lie on the symmetry plane;
+    # 9 pairs all of the default 18 (with 6, the feet took self-partnered slots and stayed front/back)
     perceptual_size: int = 128
     affine_rotation_deg: float = 15.0
     affine_scale: list[float] = field(default_factory=lambda: [0.9, 1.1])
