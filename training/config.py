@@ -14,7 +14,7 @@ from backend.keypoints.network import KeypointNetConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PRECISIONS = ("fp32", "bf16")
-ROTATION_AXES = ("yaw", "3d")  # train.rotation_axes (training/losses.random_rotations)
+ROTATION_AXES = ("yaw", "3d")  # train.rotation_axes (training/augment.random_rotations)
 
 
 @dataclass

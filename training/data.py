@@ -123,7 +123,7 @@ def mirror_split(split: ViewsSplit) -> ViewsSplit:
     u -> width - u: a point at world x seen at pixel (u, v) reappears, at world -x, at (width - u, v). Joints
     are reflected too; left and right joint names are not swapped, so evaluation must not read them.
     """
-    height, width = split.image_size
+    width = split.image_size[1]
     flip = np.array([[-1.0, 0.0, width], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=np.float32)
     reflect = np.diag([-1.0, 1.0, 1.0, 1.0]).astype(np.float32)
     projections = (flip @ split.projections @ reflect).astype(np.float32)

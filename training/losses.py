@@ -69,10 +69,15 @@ def separation_loss(keypoints: torch.Tensor, sigma: float) -> torch.Tensor:
     return torch.exp(-distance_sq / (2.0 * sigma * sigma)).mean()
 
 
+def _mean_squared_distance(points: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
+    """Mean over [B, K] of the squared distance between matching 3D points, both [B, K, 3]."""
+    return ((points - others) ** 2).sum(-1).mean()
+
+
 def rotation_consistency_loss(keypoints: torch.Tensor, rotated: torch.Tensor) -> torch.Tensor:
     """Mean over keypoints of ||S - S_rot||^2 (L_vic), both [B, K, 3] world keypoints: S from the upright voxel
     grid, S_rot from a turned one (`KeypointNet.locate`). Both sides get gradients, as in the paper's formula."""
-    return ((keypoints - rotated) ** 2).sum(-1).mean()
+    return _mean_squared_distance(keypoints, rotated)
 
 
 def mirror_partners(count: int, pairs: int) -> torch.Tensor:
@@ -92,8 +97,7 @@ def mirror_consistency_loss(keypoints: torch.Tensor, mirrored: torch.Tensor, par
     (the front foot stays the front foot), left/right swaps; asking paired keypoints to swap under reflection
     therefore leaves left/right as the labelling that costs nothing. Not in the paper.
     """
-    reflected = mirrored[:, partner] * mirrored.new_tensor([-1.0, 1.0, 1.0])
-    return ((keypoints - reflected) ** 2).sum(-1).mean()
+    return _mean_squared_distance(keypoints, mirrored[:, partner] * mirrored.new_tensor([-1.0, 1.0, 1.0]))
 
 
 def silhouette_distance_maps(masks: torch.Tensor) -> torch.Tensor:

@@ -301,6 +301,16 @@ def _load_training_data(config: TrainConfig) -> tuple[ViewsSplit, list[torch.Ten
     return split, layers, mirrored, cached_features(mirrored, source, cache_dir, backbone, backbone_id + "|mirrored")
 
 
+def _rows(data, index: torch.Tensor):
+    """This step's samples of a per-sample tensor or list of feature layers (float16 layers come back float32);
+    None for data an optional term did not load."""
+    if data is None:
+        return None
+    if isinstance(data, list):
+        return [layer[index].float() for layer in data]
+    return data[index]
+
+
 def train(config: TrainConfig, resume: bool = False, stop_after: int | None = None, progress: bool = True) -> list[dict]:
     """Run (or resume) training; returns the logged rows of this process. `stop_after` ends early at that step."""
     settings = config.train
@@ -360,10 +370,8 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
             group["lr"] = base * factor
         generator = _step_generator(settings.seed, step, rank)
         index = torch.randint(len(split), (settings.batch_size,), generator=generator)
-        batch = Batch([layer[index].float() for layer in layers], images[index], masks[index], projections[index],
-                      None if distances is None else distances[index],
-                      None if mirror_layers is None else [layer[index].float() for layer in mirror_layers],
-                      None if mirror_projections is None else mirror_projections[index])
+        batch = Batch(_rows(layers, index), images[index], masks[index], projections[index], _rows(distances, index),
+                      _rows(mirror_layers, index), _rows(mirror_projections, index))
         with autocast(settings.precision, projections.device):
             terms = ddp(batch, split.image_size, generator, perceptual)
         optimizer.zero_grad(set_to_none=True)
