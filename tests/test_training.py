@@ -163,6 +163,7 @@ def test_mirror_consistency_is_free_for_left_right_keypoints_and_costly_for_fron
     from training.losses import mirror_consistency_loss, mirror_partners
 
     assert mirror_partners(5, 2).tolist() == [1, 0, 3, 2, 4]
+    assert mirror_partners(5, [[4, 1], [0, 2]]).tolist() == [2, 4, 0, 3, 1]  # a checkpoint's own pairs, named
     partners = mirror_partners(3, 1)
     # mid-stride: left foot in front (y = -0.2) at x = +0.1, right foot behind at x = -0.1, pelvis on the plane x = 0
     left, right, pelvis = [0.1, -0.2, 0.0], [-0.1, 0.2, 0.0], [0.0, 0.0, 0.5]
@@ -392,6 +393,10 @@ def test_mirror_settings_must_fit_the_model():
     with pytest.raises(KeyDiffError, match="needs the cnn backbone"):
         TrainConfig.from_dict({"model": {"backbone": "sv3d"}, "train": {"mirror_weight": 1.0}})
     TrainConfig.from_dict({"model": {"num_keypoints": 6}, "train": {"mirror_pairs": 4}})  # unused while the weight is 0
+    for pairs in ([[0, 6]], [[0, 1], [1, 2]], [[0, 0]], [[0, 1, 2]], [0, 1], "all"):
+        with pytest.raises(KeyDiffError, match="train.mirror_pairs must be"):
+            TrainConfig.from_dict({"model": {"num_keypoints": 6}, "train": {"mirror_weight": 1.0, "mirror_pairs": pairs}})
+    TrainConfig.from_dict({"model": {"num_keypoints": 6}, "train": {"mirror_weight": 1.0, "mirror_pairs": [[5, 0], [2, 3]]}})
 
 
 @needs_weights

@@ -53,8 +53,9 @@ class TrainSettings:
     rotation_weight: float = 0.0  # x L_vic: keypoints from a randomly turned voxel grid must match (paper appendix D.1)
     rotation_axes: str = "yaw"  # "yaw" (about the orbit's vertical axis) or "3d" (any rotation, as the paper says)
     mirror_weight: float = 0.0  # x mirror consistency: paired keypoints swap in the mirror image (not in the paper)
-    mirror_pairs: int = 9  # keypoints (0, 1), (2, 3), ... are left/right partners, the rest lie on the symmetry plane;
-    # 9 pairs all of the default 18 (with 6, the feet took self-partnered slots and stayed front/back)
+    mirror_pairs: int | list[list[int]] = 9  # n: keypoints (0, 1), (2, 3), ... are left/right partners, the rest
+    # lie on the symmetry plane; 9 pairs all of the default 18 (with 6, the feet took self-partnered slots and stayed
+    # front/back). Or explicit [[a, b], ...] pairs, e.g. to fine-tune a checkpoint trained without the term.
     perceptual_size: int = 128
     affine_rotation_deg: float = 15.0
     affine_scale: list[float] = field(default_factory=lambda: [0.9, 1.1])
@@ -82,9 +83,9 @@ class TrainSettings:
         if not 0.0 <= self.ema_decay < 1.0:
             raise KeyDiffError("invalid_argument", f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
         if (min(self.concentration_weight, self.separation_weight, self.silhouette_weight, self.rotation_weight,
-                self.mirror_weight, self.mirror_pairs) < 0 or self.separation_sigma <= 0):
+                self.mirror_weight) < 0 or self.separation_sigma <= 0):
             raise KeyDiffError("invalid_argument", "train.concentration_weight, separation_weight, silhouette_weight, "
-                               "rotation_weight, mirror_weight and mirror_pairs must be >= 0, separation_sigma > 0")
+                               "rotation_weight and mirror_weight must be >= 0, separation_sigma > 0")
         if self.rotation_axes not in ROTATION_AXES:
             raise KeyDiffError("invalid_argument", f"train.rotation_axes must be one of {list(ROTATION_AXES)}, got {self.rotation_axes!r}")
 
@@ -96,9 +97,8 @@ class TrainConfig:
     train: TrainSettings = field(default_factory=TrainSettings)
 
     def __post_init__(self) -> None:
-        if self.train.mirror_weight and 2 * self.train.mirror_pairs > self.model.num_keypoints:
-            raise KeyDiffError("invalid_argument", f"train.mirror_pairs={self.train.mirror_pairs} pairs need "
-                               f"{2 * self.train.mirror_pairs} keypoints; the model has {self.model.num_keypoints}")
+        if self.train.mirror_weight:
+            _check_mirror_pairs(self.train.mirror_pairs, self.model.num_keypoints)
         if self.train.mirror_weight and self.model.backbone != "cnn":
             raise KeyDiffError("invalid_argument", "train.mirror_weight needs the cnn backbone: the mirrored views' "
                                "features are computed by it (SV3D features of mirrored views are not cached)")
@@ -118,6 +118,21 @@ class TrainConfig:
     def resolve(self, path: str) -> Path:
         candidate = Path(path).expanduser()
         return candidate if candidate.is_absolute() else REPO_ROOT / candidate
+
+
+def _check_mirror_pairs(pairs: int | list[list[int]], count: int) -> None:
+    """Pairs must name distinct keypoints of the model, each in at most one pair."""
+    if isinstance(pairs, bool) or not isinstance(pairs, (int, list)):
+        raise KeyDiffError("invalid_argument", f"train.mirror_pairs must be a number or a list of [a, b] pairs, got {pairs!r}")
+    if isinstance(pairs, int):
+        if not 0 <= 2 * pairs <= count:
+            raise KeyDiffError("invalid_argument", f"train.mirror_pairs={pairs} pairs need {2 * pairs} keypoints; "
+                               f"the model has {count}")
+        return
+    flat = [k for pair in pairs for k in (pair if isinstance(pair, list) and len(pair) == 2 else [None, None])]
+    if not all(isinstance(k, int) and not isinstance(k, bool) and 0 <= k < count for k in flat) or len(set(flat)) != len(flat):
+        raise KeyDiffError("invalid_argument", f"train.mirror_pairs must be [a, b] pairs of distinct keypoints in "
+                           f"0..{count - 1}, each in one pair at most; got {pairs!r}")
 
 
 def _build(cls, values: dict, section: str):

@@ -80,11 +80,17 @@ def rotation_consistency_loss(keypoints: torch.Tensor, rotated: torch.Tensor) ->
     return _mean_squared_distance(keypoints, rotated)
 
 
-def mirror_partners(count: int, pairs: int) -> torch.Tensor:
-    """[count] index of each keypoint's mirror partner: (0, 1), (2, 3), ... for the first `pairs` pairs; the
-    rest are their own partners (keypoints on the plane of symmetry)."""
+def mirror_partners(count: int, pairs: int | list[list[int]]) -> torch.Tensor:
+    """[count] index of each keypoint's mirror partner. `pairs` is a number n, meaning (0, 1), (2, 3), ... for
+    the first n pairs (a model trained with the term from scratch), or explicit [a, b] pairs (a checkpoint
+    trained without it, whose left/right look-alikes sit at arbitrary indices). Unpaired keypoints are their own
+    partners (keypoints on the plane of symmetry). Pairs are checked by `training.config.TrainConfig`."""
     partner = torch.arange(count)
-    partner[: 2 * pairs] = partner[: 2 * pairs].view(-1, 2).flip(-1).reshape(-1)
+    if isinstance(pairs, int):
+        partner[: 2 * pairs] = partner[: 2 * pairs].view(-1, 2).flip(-1).reshape(-1)
+        return partner
+    for a, b in pairs:
+        partner[a], partner[b] = b, a
     return partner
 
 
