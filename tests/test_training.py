@@ -385,6 +385,20 @@ def test_the_mirror_term_makes_paired_keypoints_swap_in_the_mirror_image_and_is_
     assert all(row["mirror"] > 0 for row in rows) and np.isfinite([row["loss"] for row in rows]).all()
 
 
+def test_mirror_images_train_as_samples_too():
+    """Half the samples are drawn from the mirror side, their originals becoming the mirror: a flipped view must not
+    tell the network which side of the pair it is on."""
+    from training.train import _sides
+
+    original, mirrored = torch.arange(4.0).view(2, 2), -torch.arange(4.0).view(2, 2)
+    index, swap = torch.tensor([0, 1]), torch.tensor([True, False])
+    sample, mirror = _sides(original, mirrored, index, swap)
+    assert sample.tolist() == [[-0.0, -1.0], [2.0, 3.0]] and mirror.tolist() == [[0.0, 1.0], [-2.0, -3.0]]
+    layers, mirror_layers = _sides([original], [mirrored], index, swap)
+    assert torch.equal(layers[0], sample) and torch.equal(mirror_layers[0], mirror)
+    assert _sides(original, None, index, None)[1] is None and torch.equal(_sides(original, None, index, None)[0], original)
+
+
 def test_mirror_settings_must_fit_the_model():
     from training.config import TrainConfig
 

@@ -311,6 +311,23 @@ def _rows(data, index: torch.Tensor):
     return data[index]
 
 
+def _sides(original, mirrored, index: torch.Tensor, swap: torch.Tensor | None) -> tuple:
+    """This step's rows of a per-sample tensor (or feature layers) and of its mirror image, as (sample, mirror).
+    Where `swap` is set the mirror image is the sample and the original its mirror: both sides train alike, so
+    the network cannot meet mirror consistency by recognising flipped views and labelling them differently (it
+    did, fine-tuning a checkpoint whose legs were labelled front/back: docs/training.md)."""
+    sample, mirror = _rows(original, index), _rows(mirrored, index)
+    if swap is None or sample is None or mirror is None:
+        return sample, mirror
+
+    def pick(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        return torch.where(swap.view(-1, *[1] * (first.dim() - 1)), second, first)
+
+    if isinstance(sample, list):
+        return [pick(a, b) for a, b in zip(sample, mirror)], [pick(b, a) for a, b in zip(sample, mirror)]
+    return pick(sample, mirror), pick(mirror, sample)
+
+
 def train(config: TrainConfig, resume: bool = False, stop_after: int | None = None, progress: bool = True) -> list[dict]:
     """Run (or resume) training; returns the logged rows of this process. `stop_after` ends early at that step."""
     settings = config.train
@@ -322,8 +339,13 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     images = _resize(images_to_tensor(split.images), settings.render_size)  # [N, V, 3, S, S]
     masks = _resize(torch.from_numpy(split.masks).float().unsqueeze(2), settings.render_size)  # [N, V, 1, S, S]
     projections = torch.from_numpy(split.projections).float()
-    mirror_projections = None if mirrored is None else torch.from_numpy(mirrored.projections).float()
     distances = silhouette_distance_maps(masks) if settings.silhouette_weight else None  # [N, V, 1, S, S]
+    mirror_images = mirror_masks = mirror_projections = mirror_distances = None
+    if mirrored is not None:
+        mirror_images = _resize(images_to_tensor(mirrored.images), settings.render_size)
+        mirror_masks = _resize(torch.from_numpy(mirrored.masks).float().unsqueeze(2), settings.render_size)
+        mirror_projections = torch.from_numpy(mirrored.projections).float()
+        mirror_distances = silhouette_distance_maps(mirror_masks) if settings.silhouette_weight else None
 
     torch.manual_seed(settings.seed)  # same initial weights on every rank
     model = TrainingModel(config)
@@ -370,8 +392,12 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
             group["lr"] = base * factor
         generator = _step_generator(settings.seed, step, rank)
         index = torch.randint(len(split), (settings.batch_size,), generator=generator)
-        batch = Batch(_rows(layers, index), images[index], masks[index], projections[index], _rows(distances, index),
-                      _rows(mirror_layers, index), _rows(mirror_projections, index))
+        swap = None if mirrored is None else torch.rand(settings.batch_size, generator=generator) < 0.5
+        sample_layers, other_layers = _sides(layers, mirror_layers, index, swap)
+        sample_projections, other_projections = _sides(projections, mirror_projections, index, swap)
+        batch = Batch(sample_layers, _sides(images, mirror_images, index, swap)[0],
+                      _sides(masks, mirror_masks, index, swap)[0], sample_projections,
+                      _sides(distances, mirror_distances, index, swap)[0], other_layers, other_projections)
         with autocast(settings.precision, projections.device):
             terms = ddp(batch, split.image_size, generator, perceptual)
         optimizer.zero_grad(set_to_none=True)
