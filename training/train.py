@@ -393,11 +393,13 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
         generator = _step_generator(settings.seed, step, rank)
         index = torch.randint(len(split), (settings.batch_size,), generator=generator)
         swap = None if mirrored is None else torch.rand(settings.batch_size, generator=generator) < 0.5
-        sample_layers, other_layers = _sides(layers, mirror_layers, index, swap)
-        sample_projections, other_projections = _sides(projections, mirror_projections, index, swap)
-        batch = Batch(sample_layers, _sides(images, mirror_images, index, swap)[0],
-                      _sides(masks, mirror_masks, index, swap)[0], sample_projections,
-                      _sides(distances, mirror_distances, index, swap)[0], other_layers, other_projections)
+        step_layers, step_mirror_layers = _sides(layers, mirror_layers, index, swap)
+        step_projections, step_mirror_projections = _sides(projections, mirror_projections, index, swap)
+        step_images, _ = _sides(images, mirror_images, index, swap)  # the mirror side is only seen, not redrawn
+        step_masks, _ = _sides(masks, mirror_masks, index, swap)
+        step_distances, _ = _sides(distances, mirror_distances, index, swap)
+        batch = Batch(step_layers, step_images, step_masks, step_projections, step_distances,
+                      step_mirror_layers, step_mirror_projections)
         with autocast(settings.precision, projections.device):
             terms = ddp(batch, split.image_size, generator, perceptual)
         optimizer.zero_grad(set_to_none=True)
