@@ -184,7 +184,7 @@ def test_reconstruction_net_gives_rgb_of_the_input_size():
     assert out.shape == (2, 3, 32, 32) and out.min() >= 0 and out.max() <= 1
 
 
-@pytest.mark.parametrize("name", ["cpu", "cpu_mirror", "paper", "tiny"])
+@pytest.mark.parametrize("name", ["cpu", "cpu_mirror", "cpu_mirror_finetune", "paper", "tiny"])
 def test_the_shipped_configs_load(name):
     from training.config import load_config
 
