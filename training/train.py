@@ -40,7 +40,7 @@ from backend.keypoints.inference import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 from backend.keypoints.network import KeypointNet
 from backend.keypoints.volume import heatmap_spread, pixels_to_grid, project_points, render_gaussian_heatmaps
 from training.augment import random_affine, random_rotations
-from training.config import TrainConfig, load_config
+from training.config import TrainConfig, TrainSettings, load_config
 from training.data import ViewsSplit, cached_features, images_to_tensor, load_views, mirror_split, split_path
 from training.edges import render_edge_maps
 from training.losses import (LossTerms, LossWeights, PerceptualLoss, concentration_loss, keydiff_loss, mask_loss,
@@ -301,6 +301,15 @@ def _load_training_data(config: TrainConfig) -> tuple[ViewsSplit, list[torch.Ten
     return split, layers, mirrored, cached_features(mirrored, source, cache_dir, backbone, backbone_id + "|mirrored")
 
 
+def _step_tensors(split: ViewsSplit, settings: TrainSettings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """A split's per-sample training tensors, made once: images [N, V, 3, S, S] and masks [N, V, 1, S, S] at the
+    render size, cameras [N, V, 3, 4], and silhouette distances [N, V, 1, S, S] when that prior is on."""
+    images = _resize(images_to_tensor(split.images), settings.render_size)
+    masks = _resize(torch.from_numpy(split.masks).float().unsqueeze(2), settings.render_size)
+    distances = silhouette_distance_maps(masks) if settings.silhouette_weight else None
+    return images, masks, torch.from_numpy(split.projections).float(), distances
+
+
 def _rows(data, index: torch.Tensor):
     """This step's samples of a per-sample tensor or list of feature layers (float16 layers come back float32);
     None for data an optional term did not load."""
@@ -336,16 +345,10 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     out_dir = config.resolve(settings.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     split, layers, mirrored, mirror_layers = _load_training_data(config)
-    images = _resize(images_to_tensor(split.images), settings.render_size)  # [N, V, 3, S, S]
-    masks = _resize(torch.from_numpy(split.masks).float().unsqueeze(2), settings.render_size)  # [N, V, 1, S, S]
-    projections = torch.from_numpy(split.projections).float()
-    distances = silhouette_distance_maps(masks) if settings.silhouette_weight else None  # [N, V, 1, S, S]
+    images, masks, projections, distances = _step_tensors(split, settings)
     mirror_images = mirror_masks = mirror_projections = mirror_distances = None
     if mirrored is not None:
-        mirror_images = _resize(images_to_tensor(mirrored.images), settings.render_size)
-        mirror_masks = _resize(torch.from_numpy(mirrored.masks).float().unsqueeze(2), settings.render_size)
-        mirror_projections = torch.from_numpy(mirrored.projections).float()
-        mirror_distances = silhouette_distance_maps(mirror_masks) if settings.silhouette_weight else None
+        mirror_images, mirror_masks, mirror_projections, mirror_distances = _step_tensors(mirrored, settings)
 
     torch.manual_seed(settings.seed)  # same initial weights on every rank
     model = TrainingModel(config)
