@@ -385,6 +385,20 @@ def test_the_mirror_term_makes_paired_keypoints_swap_in_the_mirror_image_and_is_
     assert all(row["mirror"] > 0 for row in rows) and np.isfinite([row["loss"] for row in rows]).all()
 
 
+@needs_weights
+def test_flip_trains_on_mirror_images_without_the_mirror_term(toy_data, plain_run, tmp_path):
+    from training.config import TrainConfig
+    from training.train import _load_training_data, train
+
+    config = TrainConfig.from_dict(tiny_config_dict(toy_data, tmp_path / "flip", lr=3e-3, flip=True))
+    split, _, mirrored, mirror_layers = _load_training_data(config)
+    assert np.array_equal(mirrored.images, split.images[:, :, :, ::-1]) and len(mirror_layers) == 3
+    rows = train(config, stop_after=5, progress=False)
+    plain = read_losses(plain_run / "log.csv")
+    assert all(row["mirror"] == 0 for row in rows)
+    assert any(abs(row["loss"] - plain[row["step"]]) > 1e-6 for row in rows)  # the same seed saw other images
+
+
 def test_mirror_images_train_as_samples_too():
     """Half the samples are drawn from the mirror side, their originals becoming the mirror: a flipped view must not
     tell the network which side of the pair it is on."""
@@ -404,8 +418,9 @@ def test_mirror_settings_must_fit_the_model():
 
     with pytest.raises(KeyDiffError, match="mirror_pairs=4 pairs need 8 keypoints"):
         TrainConfig.from_dict({"model": {"num_keypoints": 6}, "train": {"mirror_weight": 1.0, "mirror_pairs": 4}})
-    with pytest.raises(KeyDiffError, match="needs the cnn backbone"):
-        TrainConfig.from_dict({"model": {"backbone": "sv3d"}, "train": {"mirror_weight": 1.0}})
+    for mirror_images in ({"mirror_weight": 1.0}, {"flip": True}):
+        with pytest.raises(KeyDiffError, match="need the cnn backbone"):
+            TrainConfig.from_dict({"model": {"backbone": "sv3d"}, "train": mirror_images})
     TrainConfig.from_dict({"model": {"num_keypoints": 6}, "train": {"mirror_pairs": 4}})  # unused while the weight is 0
     for pairs in ([[0, 6]], [[0, 1], [1, 2]], [[0, 0]], [[0, 1, 2]], [0, 1], "all"):
         with pytest.raises(KeyDiffError, match="train.mirror_pairs must be"):

@@ -56,6 +56,7 @@ class TrainSettings:
     mirror_pairs: int | list[list[int]] = 9  # n: keypoints (0, 1), (2, 3), ... are left/right partners, the rest
     # lie on the symmetry plane; 9 pairs all of the default 18 (with 6, the feet took self-partnered slots and stayed
     # front/back). Or explicit [[a, b], ...] pairs, e.g. to fine-tune a checkpoint trained without the term.
+    flip: bool = False  # each sample is its mirror image with even odds (always so with mirror_weight > 0)
     perceptual_size: int = 128
     affine_rotation_deg: float = 15.0
     affine_scale: list[float] = field(default_factory=lambda: [0.9, 1.1])
@@ -68,6 +69,11 @@ class TrainSettings:
     out_dir: str = "runs/keypoints"
     cache_dir: str = "runs/feature_cache"
     tensorboard: bool = True  # used when the tensorboard package is installed
+
+    @property
+    def uses_mirror_images(self) -> bool:
+        """Whether training loads the mirror images: as partners (mirror consistency) or as flipped samples."""
+        return bool(self.mirror_weight) or self.flip
 
     def __post_init__(self) -> None:
         from training.schedule import SCHEDULES
@@ -99,9 +105,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.train.mirror_weight:
             _check_mirror_pairs(self.train.mirror_pairs, self.model.num_keypoints)
-        if self.train.mirror_weight and self.model.backbone != "cnn":
-            raise KeyDiffError("invalid_argument", "train.mirror_weight needs the cnn backbone: the mirrored views' "
-                               "features are computed by it (SV3D features of mirrored views are not cached)")
+        if self.train.uses_mirror_images and self.model.backbone != "cnn":
+            raise KeyDiffError("invalid_argument", "train.mirror_weight and train.flip need the cnn backbone: the "
+                               "mirrored views' features are computed by it (SV3D features of mirrored views are not cached)")
 
     def to_dict(self) -> dict:
         return {"model": self.model.to_dict(), "data": asdict(self.data), "train": asdict(self.train)}

@@ -283,7 +283,7 @@ def _load_sv3d_training_data(config: TrainConfig) -> tuple[ViewsSplit, list[torc
 
 
 def _load_training_data(config: TrainConfig) -> tuple[ViewsSplit, list[torch.Tensor], ViewsSplit | None, list[torch.Tensor] | None]:
-    """The train split and its cached features; with mirror consistency on, also its mirror images and theirs."""
+    """The train split and its cached features; with mirror consistency or flips on, also its mirror images and theirs."""
     if config.model.backbone == "sv3d":
         return (*_load_sv3d_training_data(config), None, None)
     source = split_path(config.resolve(config.data.path), "train")
@@ -295,7 +295,7 @@ def _load_training_data(config: TrainConfig) -> tuple[ViewsSplit, list[torch.Ten
     backbone_id = f"mobilenet_v2-b0353104|{config.model.backbone_layers}|{config.model.backbone_image_size}"
     cache_dir = config.resolve(config.train.cache_dir)
     layers = cached_features(split, source, cache_dir, backbone, backbone_id)
-    if not config.train.mirror_weight:
+    if not config.train.uses_mirror_images:
         return split, layers, None, None
     mirrored = mirror_split(split)
     return split, layers, mirrored, cached_features(mirrored, source, cache_dir, backbone, backbone_id + "|mirrored")
