@@ -320,21 +320,22 @@ def _rows(data, index: torch.Tensor):
     return data[index]
 
 
-def _sides(original, mirrored, index: torch.Tensor, swap: torch.Tensor | None) -> tuple:
+def _sides(original, mirrored, index: torch.Tensor, swap: torch.Tensor | None, partner: bool = True) -> tuple:
     """This step's rows of a per-sample tensor (or feature layers) and of its mirror image, as (sample, mirror).
     Where `swap` is set the mirror image is the sample and the original its mirror: both sides train alike, so
     the network cannot meet mirror consistency by recognising flipped views and labelling them differently (it
-    did, fine-tuning a checkpoint whose legs were labelled front/back: docs/training.md)."""
+    did, fine-tuning a checkpoint whose legs were labelled front/back: docs/training.md). Without `partner` the
+    mirror side is not gathered (None): only the mirror term reads it."""
     sample, mirror = _rows(original, index), _rows(mirrored, index)
     if swap is None or sample is None or mirror is None:
-        return sample, mirror
+        return sample, mirror if partner else None
 
     def pick(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
         return torch.where(swap.view(-1, *[1] * (first.dim() - 1)), second, first)
 
     if isinstance(sample, list):
-        return [pick(a, b) for a, b in zip(sample, mirror)], [pick(b, a) for a, b in zip(sample, mirror)]
-    return pick(sample, mirror), pick(mirror, sample)
+        return [pick(a, b) for a, b in zip(sample, mirror)], [pick(b, a) for a, b in zip(sample, mirror)] if partner else None
+    return pick(sample, mirror), pick(mirror, sample) if partner else None
 
 
 def train(config: TrainConfig, resume: bool = False, stop_after: int | None = None, progress: bool = True) -> list[dict]:
@@ -396,11 +397,12 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
         generator = _step_generator(settings.seed, step, rank)
         index = torch.randint(len(split), (settings.batch_size,), generator=generator)
         swap = None if mirrored is None else torch.rand(settings.batch_size, generator=generator) < 0.5
-        step_layers, step_mirror_layers = _sides(layers, mirror_layers, index, swap)
-        step_projections, step_mirror_projections = _sides(projections, mirror_projections, index, swap)
-        step_images, _ = _sides(images, mirror_images, index, swap)  # the mirror side is only seen, not redrawn
-        step_masks, _ = _sides(masks, mirror_masks, index, swap)
-        step_distances, _ = _sides(distances, mirror_distances, index, swap)
+        partner = bool(settings.mirror_weight)  # flips alone train on one side only
+        step_layers, step_mirror_layers = _sides(layers, mirror_layers, index, swap, partner)
+        step_projections, step_mirror_projections = _sides(projections, mirror_projections, index, swap, partner)
+        step_images, _ = _sides(images, mirror_images, index, swap, partner=False)  # the mirror side is only seen, not redrawn
+        step_masks, _ = _sides(masks, mirror_masks, index, swap, partner=False)
+        step_distances, _ = _sides(distances, mirror_distances, index, swap, partner=False)
         batch = Batch(step_layers, step_images, step_masks, step_projections, step_distances,
                       step_mirror_layers, step_mirror_projections)
         with autocast(settings.precision, projections.device):
