@@ -190,10 +190,15 @@ def test_the_shipped_configs_load(name):
 
     config = load_config(REPO / "training" / "configs" / f"{name}.yaml")
     assert config.model.num_keypoints >= 2 and config.train.steps > 0
-    if name == "cpu":  # the recipe that made the shipped checkpoint: 5e-4 after warm-up, the keypoint priors on
+    if name == "cpu":  # the measured recipe: 5e-4 after warm-up, the keypoint priors, a half-width recon net, flips
         train = config.train
         assert (train.lr, train.concentration_weight, train.separation_weight, train.ema_decay, train.mirror_weight) == \
             (5e-4, 1.0, 1.0, 0.0, 0.0)
+        assert train.recon_widths == [16, 32, 64, 128] and train.flip
+    if name == "cpu_mirror_finetune":  # resumes the shipped first stage, whose reconstruction net had full width
+        from training.config import TrainSettings
+
+        assert config.train.recon_widths == TrainSettings().recon_widths
     if name == "cpu_mirror":  # every keypoint has a mirror partner, so none can keep a front/back labelling
         assert config.train.mirror_weight > 0 and 2 * config.train.mirror_pairs == config.model.num_keypoints
 
