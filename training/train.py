@@ -325,17 +325,17 @@ def _sides(original, mirrored, index: torch.Tensor, swap: torch.Tensor | None, p
     Where `swap` is set the mirror image is the sample and the original its mirror: both sides train alike, so
     the network cannot meet mirror consistency by recognising flipped views and labelling them differently (it
     did, fine-tuning a checkpoint whose legs were labelled front/back: docs/training.md). Without `partner` the
-    mirror side is not gathered (None): only the mirror term reads it."""
+    mirror side is not assembled (None): only the mirror term reads it."""
     sample, mirror = _rows(original, index), _rows(mirrored, index)
     if swap is None or sample is None or mirror is None:
         return sample, mirror if partner else None
 
-    def pick(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    def pick(first, second):
+        if isinstance(first, list):
+            return [pick(a, b) for a, b in zip(first, second)]
         return torch.where(swap.view(-1, *[1] * (first.dim() - 1)), second, first)
 
-    if isinstance(sample, list):
-        return [pick(a, b) for a, b in zip(sample, mirror)], [pick(b, a) for a, b in zip(sample, mirror)] if partner else None
-    return pick(sample, mirror), pick(mirror, sample) if partner else None
+    return pick(sample, mirror), (pick(mirror, sample) if partner else None)
 
 
 def train(config: TrainConfig, resume: bool = False, stop_after: int | None = None, progress: bool = True) -> list[dict]:
@@ -389,6 +389,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
     began = time.perf_counter()
     model.train()
     base_lrs = [group["lr"] for group in optimizer.param_groups]
+    partner = bool(settings.mirror_weight)  # flips alone train on one side only
     for step in range(start + 1, end + 1):
         factor = lr_factor(step, settings.steps, settings.lr_schedule, settings.warmup_steps, settings.decay_start,
                            settings.lr_final_ratio)
@@ -397,7 +398,6 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int | None = No
         generator = _step_generator(settings.seed, step, rank)
         index = torch.randint(len(split), (settings.batch_size,), generator=generator)
         swap = None if mirrored is None else torch.rand(settings.batch_size, generator=generator) < 0.5
-        partner = bool(settings.mirror_weight)  # flips alone train on one side only
         step_layers, step_mirror_layers = _sides(layers, mirror_layers, index, swap, partner)
         step_projections, step_mirror_projections = _sides(projections, mirror_projections, index, swap, partner)
         step_images, _ = _sides(images, mirror_images, index, swap, partner=False)  # the mirror side is only seen, not redrawn
