@@ -186,7 +186,7 @@ def test_reconstruction_net_gives_rgb_of_the_input_size():
 
 @pytest.mark.parametrize("name", ["cpu", "cpu_mirror", "cpu_mirror_finetune", "paper", "tiny"])
 def test_the_shipped_configs_load(name):
-    from training.config import load_config
+    from training.config import TrainSettings, load_config
 
     config = load_config(REPO / "training" / "configs" / f"{name}.yaml")
     assert config.model.num_keypoints >= 2 and config.train.steps > 0
@@ -196,8 +196,6 @@ def test_the_shipped_configs_load(name):
             (5e-4, 1.0, 1.0, 0.0, 0.0)
         assert train.recon_widths == [16, 32, 64, 128] and train.flip
     if name == "cpu_mirror_finetune":  # resumes the shipped first stage, whose reconstruction net had full width
-        from training.config import TrainSettings
-
         assert config.train.recon_widths == TrainSettings().recon_widths
     if name == "cpu_mirror":  # every keypoint has a mirror partner, so none can keep a front/back labelling
         assert config.train.mirror_weight > 0 and 2 * config.train.mirror_pairs == config.model.num_keypoints

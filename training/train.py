@@ -330,7 +330,7 @@ def _sides(original, mirrored, index: torch.Tensor, swap: torch.Tensor | None, p
     if swap is None or sample is None or mirror is None:
         return sample, mirror if partner else None
 
-    def pick(first, second):
+    def pick(first: torch.Tensor | list, second: torch.Tensor | list) -> torch.Tensor | list:
         if isinstance(first, list):
             return [pick(a, b) for a, b in zip(first, second)]
         return torch.where(swap.view(-1, *[1] * (first.dim() - 1)), second, first)
