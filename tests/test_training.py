@@ -565,57 +565,6 @@ def test_a_time_limit_from_the_command_line_ends_the_run_early_with_a_usable_mod
 
 
 @needs_weights
-def test_seed_trials_continue_the_lowest_loss_seed_exactly_as_if_it_had_trained_alone(toy_data, tmp_path):
-    from training.config import TrainConfig
-    from training.seed_trials import RECORD_FILE, train_with_seed_trials
-    from training.train import train
-
-    out = tmp_path / "trials"
-    settings = dict(steps=8, seed=5, seed_trials=3, trial_steps=4)
-    rows = train_with_seed_trials(TrainConfig.from_dict(tiny_config_dict(toy_data, out, **settings)), progress=False)
-    record = json.loads((out / RECORD_FILE).read_text())
-    scores = {trial["seed"]: trial["score"] for trial in record["trials"]}
-    assert sorted(scores) == [5, 6, 7]
-    for seed, score in scores.items():  # a trial's score is its mean loss over its second half
-        losses = read_losses(out / "seed_trials" / f"seed_{seed}" / "log.csv")
-        assert sorted(losses) == [1, 2, 3, 4] and score == pytest.approx((losses[3] + losses[4]) / 2)
-    assert record["chosen_seed"] == min(scores, key=scores.get)
-    assert [row["step"] for row in rows] == [5, 6, 7, 8] and (out / "model.pt").is_file()
-    alone = train(TrainConfig.from_dict(tiny_config_dict(toy_data, tmp_path / "alone", steps=8, seed=record["chosen_seed"])),
-                  progress=False)
-    assert read_losses(out / "log.csv") == pytest.approx({row["step"]: row["loss"] for row in alone}, rel=1e-5, abs=1e-6)
-
-    # resumed with more steps, the run continues the chosen seed and leaves the finished trials alone
-    trial_logs = {path: path.stat().st_mtime_ns for path in (out / "seed_trials").glob("*/log.csv")}
-    more = dict(settings, steps=10)
-    rows = train_with_seed_trials(TrainConfig.from_dict(tiny_config_dict(toy_data, out, **more)), resume=True, progress=False)
-    assert [row["step"] for row in rows] == [9, 10]
-    assert {path: path.stat().st_mtime_ns for path in trial_logs} == trial_logs
-
-
-@needs_weights
-def test_seed_trials_count_toward_the_time_limit(toy_data, tmp_path):
-    from training.config import TrainConfig
-    from training.seed_trials import train_with_seed_trials
-
-    out = tmp_path / "timed_trials"
-    config = TrainConfig.from_dict(tiny_config_dict(toy_data, out, steps=100, seed_trials=2, trial_steps=3, max_minutes=1e-6))
-    train_with_seed_trials(config, progress=False)
-    summary = json.loads((out / "summary.json").read_text())  # trials run whole; the chosen one gets one step more
-    assert summary["stopped_by_time_limit"] and summary["steps"] == 4 and (out / "model.pt").is_file()
-
-
-@pytest.mark.parametrize("settings", [dict(seed_trials=0), dict(seed_trials=2, trial_steps=0),
-                                      dict(seed_trials=2, steps=100, trial_steps=100)])
-def test_seed_trial_settings_must_leave_steps_to_continue(settings):
-    from training.config import TrainConfig
-
-    with pytest.raises(KeyDiffError) as info:
-        TrainConfig.from_dict({"train": settings})
-    assert info.value.code == "invalid_argument" and "seed_trials" in info.value.message
-
-
-@needs_weights
 @pytest.mark.slow
 def test_torchrun_with_two_processes_trains_and_checkpoints(toy_data, tmp_path):
     out = tmp_path / "ddp"
@@ -627,23 +576,6 @@ def test_torchrun_with_two_processes_trains_and_checkpoints(toy_data, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(read_losses(out / "log.csv")) == [1, 2, 3, 4]
     assert (out / "model.pt").is_file()
-
-
-@needs_weights
-@pytest.mark.slow
-def test_torchrun_seed_trials_agree_on_one_seed_across_processes(toy_data, tmp_path):
-    out = tmp_path / "ddp_trials"
-    config_path = tmp_path / "ddp_trials.yaml"
-    config_path.write_text(yaml.safe_dump(tiny_config_dict(toy_data, out, steps=6, trial_steps=3, checkpoint_every=3)))
-    torchrun = Path(sys.executable).parent / "torchrun"
-    result = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", str(REPO / "training" / "train.py"),
-                             "--config", str(config_path), "--seed-trials", "2", "--no-progress"],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    record = json.loads((out / "seed_trials.json").read_text())
-    assert [trial["seed"] for trial in record["trials"]] == [0, 1]
-    assert json.loads((out / "config.json").read_text())["train"]["seed"] == record["chosen_seed"]
-    assert sorted(read_losses(out / "log.csv")) == [1, 2, 3, 4, 5, 6] and (out / "model.pt").is_file()
 
 
 @needs_weights

@@ -62,8 +62,6 @@ class TrainSettings:
     affine_scale: list[float] = field(default_factory=lambda: [0.9, 1.1])
     affine_translation: float = 0.1
     seed: int = 0
-    seed_trials: int = 1  # > 1: start seeds seed .. seed + n - 1, continue the lowest-loss one (training/seed_trials.py)
-    trial_steps: int = 1000  # steps each seed trial runs before the choice (they count toward max_minutes)
     precision: str = "fp32"  # "bf16": convolutions under bfloat16 autocast (geometry stays float32); +21 % steps/s measured
     num_threads: int = 2
     log_every: int = 10
@@ -94,9 +92,6 @@ class TrainSettings:
                 self.mirror_weight) < 0 or self.separation_sigma <= 0):
             raise KeyDiffError("invalid_argument", "train.concentration_weight, separation_weight, silhouette_weight, "
                                "rotation_weight and mirror_weight must be >= 0, separation_sigma > 0")
-        if self.seed_trials < 1 or self.trial_steps < 1 or (self.seed_trials > 1 and self.trial_steps >= self.steps):
-            raise KeyDiffError("invalid_argument", f"train.seed_trials must be >= 1 and train.trial_steps in 1..steps - 1, "
-                               f"got {self.seed_trials} and {self.trial_steps} (steps {self.steps})")
         if self.rotation_axes not in ROTATION_AXES:
             raise KeyDiffError("invalid_argument", f"train.rotation_axes must be one of {list(ROTATION_AXES)}, got {self.rotation_axes!r}")
 

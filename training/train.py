@@ -477,8 +477,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ema-decay", type=float, help="override train.ema_decay (0 = ship the raw weights; with --resume "
                         "a run that had none starts its average there)")
     parser.add_argument("--max-minutes", type=float, help="override train.max_minutes (wall clock of this run; 0 = none)")
-    parser.add_argument("--seed-trials", type=int, help="override train.seed_trials (start this many seeds for "
-                        "train.trial_steps steps each and continue the one with the lowest loss; 1 = off)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -490,11 +488,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.steps:
             config.train.steps = args.steps
         overrides = {name: getattr(args, name) for name in ("lr", "lr_schedule", "warmup_steps", "decay_start", "ema_decay",
-                                                            "max_minutes", "seed_trials") if getattr(args, name) is not None}
+                                                            "max_minutes") if getattr(args, name) is not None}
         config.train = replace(config.train, **overrides)  # a new TrainSettings validates the overrides
-        from training.seed_trials import train_with_seed_trials  # it imports this module
-
-        train_with_seed_trials(config, resume=args.resume, progress=not args.no_progress)
+        train(config, resume=args.resume, progress=not args.no_progress)
     except KeyDiffError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
