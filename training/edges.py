@@ -57,19 +57,32 @@ def render_edge_maps(
     grid = pixel_grid(size, keypoints_2d.device, keypoints_2d.dtype)  # [S*S, 2]
     scale = -1.0 / (2.0 * sigma * sigma)
 
-    # Pass 1: the winning pair per pixel, no autograd.
+    # Pass 1: the winning pair per pixel, no autograd. exp is monotonic, so the pair maximising w * exp(scale d^2)
+    # maximises log w + scale d^2: no exp over all pairs, and x and y kept apart so no [..., 2] temporaries
+    # (3.8x faster than the plain formula at N = 2, K = 18, S = 64; benchmarks/edge_maps.py).
     with torch.no_grad():
-        best_value = torch.full((count, grid.shape[0]), -1.0, device=grid.device, dtype=grid.dtype)
-        best_pair = torch.zeros((count, grid.shape[0]), device=grid.device, dtype=torch.long)
+        log_weights = weights.log()
+        grid_x, grid_y = grid[:, 0], grid[:, 1]  # [S*S]
+        best_score = best_pair = None
         for first in range(0, pairs.shape[0], chunk):
             chunk_pairs = pairs[first : first + chunk]  # [p, 2]
-            start = keypoints_2d[:, chunk_pairs[:, 0]].unsqueeze(2)  # [N, p, 1, 2]
-            end = keypoints_2d[:, chunk_pairs[:, 1]].unsqueeze(2)
-            values = weights[first : first + chunk].view(1, -1, 1) * torch.exp(scale * segment_distance_sq(grid, start, end))  # [N, p, S*S]
-            chunk_value, chunk_index = values.max(dim=1)  # [N, S*S]
-            better = chunk_value > best_value
-            best_value = torch.where(better, chunk_value, best_value)
-            best_pair = torch.where(better, chunk_index + first, best_pair)
+            start = keypoints_2d[:, chunk_pairs[:, 0]]  # [N, p, 2]
+            direction = keypoints_2d[:, chunk_pairs[:, 1]] - start
+            start_x, start_y = start[..., 0:1], start[..., 1:2]  # [N, p, 1]
+            dir_x, dir_y = direction[..., 0:1], direction[..., 1:2]
+            inverse_length_sq = 1.0 / (dir_x * dir_x + dir_y * dir_y).clamp(min=1e-12)
+            offset_x, offset_y = grid_x - start_x, grid_y - start_y  # [N, p, S*S]
+            t = (offset_x * dir_x).add_(offset_y * dir_y).mul_(inverse_length_sq).clamp_(0.0, 1.0)
+            offset_x.sub_(t * dir_x)
+            offset_y.sub_(t.mul_(dir_y))  # now the vector from the closest point of the segment
+            score = offset_x.square_().add_(offset_y.square_()).mul_(scale).add_(log_weights[first : first + chunk].view(1, -1, 1))
+            chunk_score, chunk_index = score.max(dim=1)  # [N, S*S]
+            if best_score is None:
+                best_score, best_pair = chunk_score, chunk_index
+            else:
+                better = chunk_score > best_score
+                best_score = torch.where(better, chunk_score, best_score)
+                best_pair = torch.where(better, chunk_index + first, best_pair)
 
     # Pass 2: recompute only the winner, with autograd.
     winner = pairs[best_pair]  # [N, S*S, 2]
