@@ -58,12 +58,14 @@ def render_edge_maps(
     scale = -1.0 / (2.0 * sigma * sigma)
 
     # Pass 1: the winning pair per pixel, no autograd. exp is monotonic, so the pair maximising w * exp(scale d^2)
-    # maximises log w + scale d^2: no exp over all pairs, and x and y kept apart so no [..., 2] temporaries
-    # (3.8x faster than the plain formula at N = 2, K = 18, S = 64; benchmarks/edge_maps.py).
+    # maximises log w + scale d^2: no exp over all pairs. The distance is segment_distance_sq's, written out with x
+    # and y apart and in place: calling it here (it must stay autograd-safe for pass 2) allocates a fresh
+    # [N, p, S*S] tensor per op and measured 2-2.5x slower at N = 2, K = 18, S = 64 (benchmarks/edge_maps.py).
     with torch.no_grad():
         log_weights = weights.log()
         grid_x, grid_y = grid[:, 0], grid[:, 1]  # [S*S]
-        best_score = best_pair = None
+        best_score = torch.full((count, grid.shape[0]), -torch.inf, device=grid.device, dtype=grid.dtype)
+        best_pair = torch.zeros((count, grid.shape[0]), device=grid.device, dtype=torch.long)
         for first in range(0, pairs.shape[0], chunk):
             chunk_pairs = pairs[first : first + chunk]  # [p, 2]
             start = keypoints_2d[:, chunk_pairs[:, 0]]  # [N, p, 2]
@@ -77,12 +79,9 @@ def render_edge_maps(
             offset_y.sub_(t.mul_(dir_y))  # now the vector from the closest point of the segment
             score = offset_x.square_().add_(offset_y.square_()).mul_(scale).add_(log_weights[first : first + chunk].view(1, -1, 1))
             chunk_score, chunk_index = score.max(dim=1)  # [N, S*S]
-            if best_score is None:
-                best_score, best_pair = chunk_score, chunk_index
-            else:
-                better = chunk_score > best_score
-                best_score = torch.where(better, chunk_score, best_score)
-                best_pair = torch.where(better, chunk_index + first, best_pair)
+            better = chunk_score > best_score
+            best_score = torch.where(better, chunk_score, best_score)
+            best_pair = torch.where(better, chunk_index + first, best_pair)
 
     # Pass 2: recompute only the winner, with autograd.
     winner = pairs[best_pair]  # [N, S*S, 2]
